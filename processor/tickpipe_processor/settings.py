@@ -1,0 +1,51 @@
+"""The processor's configuration: environment variables, each also a `tickpipe processor` flag."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field
+
+from tickpipe.config import BaseServiceSettings
+
+
+def _default_instance_id() -> str:
+    return socket.gethostname() or "local"
+
+
+class ProcessorSettings(BaseServiceSettings):
+    """How the processor connects, batches and commits (see docs/processor.md)."""
+
+    filter_rules: str | None = Field(
+        None, description="rules file: a path or s3://bucket/key (YAML); unset = built-in keep-all rules"
+    )
+    processor_group_id: str = Field("tickpipe-processor", min_length=1, description="consumer group")
+    processor_transactional_id_prefix: str = Field(
+        "tickpipe-processor",
+        min_length=1,
+        description="Kafka transactional.id = PREFIX-INSTANCE; keep it stable across restarts",
+    )
+    processor_instance_id: str = Field(
+        default_factory=_default_instance_id,
+        min_length=1,
+        description="this instance's name in the group (default: hostname); unique per running instance",
+    )
+    processor_batch_size: int = Field(
+        10_000, ge=1, le=500_000, description="most messages in one transaction"
+    )
+    processor_batch_ms: int = Field(
+        200, ge=1, le=60_000, description="longest wait to fill a batch, milliseconds"
+    )
+    processor_transaction_timeout_ms: int = Field(
+        15_000,
+        ge=1_000,
+        description="broker aborts a transaction left open this long (a crashed instance's leftovers)",
+    )
+    processor_max_message_bytes: int = Field(
+        65_536, ge=64, description="raw values larger than this go to the DLQ as `oversized`"
+    )
+    metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off")
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self.processor_transactional_id_prefix}-{self.processor_instance_id}"
