@@ -71,11 +71,11 @@ def classify_json_error(value: bytes, message: str) -> Invalid:
     try:
         parsed = json.loads(text)  # the standard library accepts NaN, Infinity and 1e999
     except ValueError:
-        return Invalid("malformed_json", message)
+        return Invalid("malformed_json", f"not valid JSON: {message}")
     field = _non_finite_field(parsed)
     if field is not None:
         return Invalid("not_finite", f"{field}: NaN or infinite")
-    return Invalid("malformed_json", message)
+    return Invalid("malformed_json", f"not valid JSON: {message}")
 
 
 def _non_finite_field(parsed: Any, path: str = "") -> str | None:
