@@ -31,7 +31,7 @@ class ProcessorSettings(BaseServiceSettings):
         description="this instance's name in the group (default: hostname); unique per running instance",
     )
     processor_batch_size: int = Field(
-        10_000, ge=1, le=500_000, description="most messages in one transaction"
+        20_000, ge=1, le=500_000, description="most messages in one transaction"
     )
     processor_batch_ms: int = Field(
         200, ge=1, le=60_000, description="longest wait to fill a batch, milliseconds"
