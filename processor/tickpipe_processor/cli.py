@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def serve(settings: ProcessorSettings, rules: Any) -> int:
+    from confluent_kafka import KafkaException
+
     from tickpipe.kafka import dlq_topic, ensure_topics
     from tickpipe.metrics import MetricsServer
     from tickpipe_processor.loop import FatalError, Processor
@@ -55,9 +57,14 @@ def serve(settings: ProcessorSettings, rules: Any) -> int:
         "processor starting",
         extra={"fields": {"settings": settings.effective(), "rules": rules.model_dump(mode="json")}},
     )
-    ensure_topics(
-        settings.kafka_config(), [settings.raw_topic, settings.filtered_topic, dlq_topic(settings.raw_topic)]
-    )
+    try:
+        ensure_topics(
+            settings.kafka_config(),
+            [settings.raw_topic, settings.filtered_topic, dlq_topic(settings.raw_topic)],
+        )
+    except (KafkaException, TimeoutError) as exc:
+        log.error("Kafka is not reachable", extra={"fields": {"error": str(exc)}})
+        return 1
     metrics = ProcessorMetrics()
     processor = Processor(settings, rules, metrics)
     stop = threading.Event()
@@ -74,7 +81,7 @@ def serve(settings: ProcessorSettings, rules: Any) -> int:
         log.info("metrics on :%d", server.port)
     try:
         processor.run(stop)
-    except FatalError as exc:
+    except (FatalError, KafkaException) as exc:
         log.error("processor cannot go on", extra={"fields": {"error": str(exc)}})
         return 1
     finally:

@@ -186,9 +186,13 @@ class Processor:
         topic = self.settings.raw_topic
         positions = consumer.position([TopicPartition(topic, p) for p in self.assigned])
         for tp in positions:
-            _, high = consumer.get_watermark_offsets(tp, cached=True)
-            if high >= 0 and tp.offset >= 0:
+            low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:
+                continue  # no fetch answer for this partition yet
+            if tp.offset >= 0:
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, high - tp.offset))
+            elif high == low:
+                self.metrics.lag.labels(str(tp.partition)).set(0)  # an empty partition
 
 
 def _commit(producer: Producer) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from tickpipe.local.process import free_port, log_tail, spawn, stop_pid
 
@@ -46,7 +46,7 @@ class RunningProcessor:
     def get(self, path: str) -> tuple[int, str]:
         url = f"http://127.0.0.1:{self.metrics_port}{path}"
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback http
+            with urllib.request.urlopen(url, timeout=2) as response:
                 return int(response.status), response.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
@@ -160,8 +160,15 @@ def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
 
 
 def all_committed(bootstrap: str, group: str, topic: str) -> bool:
-    """True when the group's committed offsets reached the end of every partition of `topic`."""
-    return committed_offsets(bootstrap, group, topic) == end_offsets(bootstrap, topic)
+    """True when the group's committed offsets reached the end of every partition of `topic`.
+
+    False while the broker answers with a retriable error (a coordinator still moving)."""
+    try:
+        return committed_offsets(bootstrap, group, topic) == end_offsets(bootstrap, topic)
+    except KafkaException as exc:
+        if exc.args[0].retriable() or exc.args[0].code() == KafkaError.NOT_COORDINATOR:
+            return False
+        raise
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[Record]:
@@ -193,7 +200,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[Record]:
                     Record(
                         message.key(),
                         message.value() or b"",
-                        {k: v or b"" for k, v in (message.headers() or [])},
+                        _headers(message.headers()),
                         message.partition() or 0,
                         message.offset() or 0,
                     )
@@ -201,3 +208,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[Record]:
     finally:
         consumer.close()
     return records
+
+
+def _headers(headers: Any) -> dict[str, bytes]:
+    return {str(name): bytes(value or b"") for name, value in (headers or [])}

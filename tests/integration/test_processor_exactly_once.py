@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from tests.conftest import KafkaHandle
 from tests.integration.processor_harness import (
@@ -58,7 +59,17 @@ def raw_records() -> Iterator[RawRecord]:
 
 
 def committed_total(bootstrap: str, group: str, topic: str) -> int:
-    return sum(committed_offsets(bootstrap, group, topic).values())
+    """Messages committed by the group (asked again while the coordinator is still moving)."""
+
+    def attempt() -> tuple[int] | None:
+        try:
+            return (sum(committed_offsets(bootstrap, group, topic).values()),)
+        except KafkaException as exc:
+            if exc.args[0].retriable() or exc.args[0].code() == KafkaError.NOT_COORDINATOR:
+                return None
+            raise
+
+    return wait_for(attempt, "the group's committed offsets", timeout=30)[0]
 
 
 def test_kill_9_mid_run_then_restart_is_exactly_once(

@@ -107,7 +107,7 @@ def raw_records() -> list[RawRecord]:
         else:
             headers.append(("tp.received_ns", RECEIVED))
         value = raw if isinstance(raw, bytes) else orjson.dumps(raw)
-        key = raw.get("sym", raw.get("pair", "")).encode() if isinstance(raw, dict) else b"AAPL"
+        key = str(raw.get("sym") or raw.get("pair")).encode() if isinstance(raw, dict) else b"AAPL"
         records.append((key, value, headers))
     return records
 
@@ -128,7 +128,8 @@ def test_rules_from_s3_dlq_reasons_and_metrics(
         )
         assert proc.alive(), proc.tail()
         health = proc.health()
-        assert health is not None and health["ok"] is True, health
+        assert health is not None
+        assert health["ok"] is True, health
         assert proc.metric("tickpipe_processor_messages_in_total") == len(CASES)
         assert proc.metric("tickpipe_processor_messages_out_total") == 6
         for rule in ("symbol_deny", "events", "min_volume", "min_price", "session", "duplicate", "bad_tick"):
@@ -136,6 +137,13 @@ def test_rules_from_s3_dlq_reasons_and_metrics(
         for _, (fate, reason) in CASES:
             if fate == "dlq":
                 assert proc.metric("tickpipe_processor_dead_letters_total", reason=reason) == 1, reason
+        wait_for(
+            lambda: all(
+                proc.metric("tickpipe_processor_lag_messages", partition=str(p)) == 0 for p in range(4)
+            ),
+            "lag of every partition reported as 0",
+            timeout=30,
+        )
         assert proc.terminate() == 0, proc.tail()
 
     output = read_topic(kafka.bootstrap, out)
