@@ -138,7 +138,7 @@ def run_engine(
     }  # fmt: skip
     started = time.perf_counter()
     process = spawn(engine_command(engine, profile), work / f"{engine}.log", env=env, cwd=Path.cwd())
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, float]] = []
     cpu, peak, threads = 0.0, 0, {}
     try:
         deadline = started + 900
@@ -149,16 +149,16 @@ def run_engine(
                 )
             done = committed(bootstrap, group, raw, partitions)
             now = time.perf_counter()
-            samples.append((now, done))
             cpu, peak = proc_stats(process.pid)
+            samples.append((now, done, cpu))
             threads = thread_cpu(process.pid)
             if done >= total:
                 break
             time.sleep(0.25)  # sampling period of the progress curve, not synchronisation
     finally:
         stop_pid(process.pid, 30)
-    progressed = [(t, n) for t, n in samples if n > 0]
-    (t0, n0), (t1, n1) = progressed[0], progressed[-1]
+    progressed = [(t, n, c) for t, n, c in samples if n > 0]
+    (t0, n0, c0), (t1, n1, c1) = progressed[0], progressed[-1]
     return {
         "engine": engine,
         "messages": n1,
@@ -167,6 +167,7 @@ def run_engine(
         "sustained_msg_s": round((n1 - n0) / (t1 - t0)) if t1 > t0 else None,
         "cpu_s": round(cpu, 2),
         "cpu_us_per_msg": round(cpu / max(1, n1) * 1e6, 2),
+        "steady_cpu_us_per_msg": round((c1 - c0) / max(1, n1 - n0) * 1e6, 2),  # start-up excluded
         "peak_rss_mb": round(peak / 2**20, 1),
         "cpu_s_by_thread": threads,
         "output_messages": count_output(bootstrap, out),

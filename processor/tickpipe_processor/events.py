@@ -94,10 +94,20 @@ Event = Aggregate | Trade | Quote
 class RawEvent(Struct, tag_field="ev", kw_only=True, gc=False):
     EV: ClassVar[str]
     FAMILY: ClassVar[Family]
+    OUTPUT: ClassVar[Callable[..., Event]]
 
     def normalised(self, received_ns: int | None) -> Event:
-        """Kinds whose attributes line up with the output re-pack them in one C call."""
-        return _OUTPUT[self.FAMILY](self.EV, *astuple(self), received_ns)
+        """Kinds whose attributes line up with the output re-pack them in one C call.
+
+        Raises `Invalid` for what a type cannot say (an aggregate's high below its low)."""
+        return self.OUTPUT(self.EV, *astuple(self), received_ns)
+
+
+def _check_bar(high: float, low: float, start_ms: int, end_ms: int) -> None:
+    if high < low:
+        raise Invalid("high_below_low", f"high `h` {high} is below low `l` {low}")
+    if end_ms < start_ms:
+        raise Invalid("end_before_start", f"end `e` {end_ms} is before start `s` {start_ms}")
 
 
 class StockAggregate(RawEvent, tag="A", kw_only=True, rename={
@@ -109,6 +119,7 @@ class StockAggregate(RawEvent, tag="A", kw_only=True, rename={
 
     EV = "A"
     FAMILY = "aggregate"
+    OUTPUT = Aggregate
     symbol: Symbol
     start_ms: Millis
     end_ms: Millis
@@ -124,6 +135,10 @@ class StockAggregate(RawEvent, tag="A", kw_only=True, rename={
     avg_size: NonNegative | None = None
     otc: bool | None = None
 
+    def normalised(self, received_ns: int | None) -> Event:
+        _check_bar(self.high, self.low, self.start_ms, self.end_ms)
+        return super().normalised(received_ns)
+
 
 class MinuteAggregate(StockAggregate, tag="AM"):
     EV = "AM"
@@ -135,6 +150,7 @@ class StockTrade(RawEvent, tag="T", kw_only=True, rename={
 }):  # fmt: skip
     EV = "T"
     FAMILY = "trade"
+    OUTPUT = Trade
     symbol: Symbol
     ts_ms: Millis
     price: Price
@@ -153,6 +169,7 @@ class StockQuote(RawEvent, tag="Q", kw_only=True, rename={
 }):  # fmt: skip
     EV = "Q"
     FAMILY = "quote"
+    OUTPUT = Quote
     symbol: Symbol
     ts_ms: Millis
     bid_price: Price
@@ -178,6 +195,7 @@ class CryptoAggregate(RawEvent, tag="XA", kw_only=True, rename={
 }):  # fmt: skip
     EV = "XA"
     FAMILY = "aggregate"
+    OUTPUT = Aggregate
     symbol: Symbol
     start_ms: Millis
     end_ms: Millis
@@ -191,6 +209,7 @@ class CryptoAggregate(RawEvent, tag="XA", kw_only=True, rename={
 
     def normalised(self, received_ns: int | None) -> Event:
         s = self
+        _check_bar(s.high, s.low, s.start_ms, s.end_ms)
         return Aggregate(
             s.EV, s.symbol, s.start_ms, s.end_ms, s.open, s.high, s.low, s.close, s.volume, s.vwap,
             None, None, None, s.avg_size, None, received_ns,
@@ -203,6 +222,7 @@ class ForexAggregate(RawEvent, tag="CA", kw_only=True, rename={
 }):  # fmt: skip
     EV = "CA"
     FAMILY = "aggregate"
+    OUTPUT = Aggregate
     symbol: Symbol
     start_ms: Millis
     end_ms: Millis
@@ -214,6 +234,7 @@ class ForexAggregate(RawEvent, tag="CA", kw_only=True, rename={
 
     def normalised(self, received_ns: int | None) -> Event:
         s = self
+        _check_bar(s.high, s.low, s.start_ms, s.end_ms)
         return Aggregate(
             s.EV, s.symbol, s.start_ms, s.end_ms, s.open, s.high, s.low, s.close, s.volume, None,
             None, None, None, None, None, received_ns,
@@ -226,6 +247,7 @@ class CryptoTrade(RawEvent, tag="XT", kw_only=True, rename={
 }):  # fmt: skip
     EV = "XT"
     FAMILY = "trade"
+    OUTPUT = Trade
     symbol: Symbol
     ts_ms: Millis
     price: Price
@@ -250,6 +272,7 @@ class CryptoQuote(RawEvent, tag="XQ", kw_only=True, rename={
 
     EV = "XQ"
     FAMILY = "quote"
+    OUTPUT = Quote
     symbol: Symbol
     ts_ms: Millis
     bid_price: Price
@@ -266,7 +289,6 @@ class CryptoQuote(RawEvent, tag="XQ", kw_only=True, rename={
         )  # fmt: skip
 
 
-_OUTPUT: dict[Family, Callable[..., Event]] = {"aggregate": Aggregate, "trade": Trade, "quote": Quote}
 RAW_KINDS: tuple[type[RawEvent], ...] = (
     StockAggregate, MinuteAggregate, StockTrade, StockQuote, CryptoAggregate, CryptoTrade, CryptoQuote,
     ForexAggregate,
@@ -284,22 +306,18 @@ VOLUME: dict[Family, Callable[[Any], float] | None] = {
     "aggregate": attrgetter("volume"), "trade": attrgetter("size"), "quote": None,
 }  # fmt: skip
 
-_decode = msgspec.json.Decoder(Union[RAW_KINDS]).decode  # noqa: UP007  (a union of every raw kind)
+decode = msgspec.json.Decoder(Union[RAW_KINDS]).decode  # noqa: UP007  (a union of every raw kind)
+DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
 encode = msgspec.json.Encoder().encode
 
 
 def parse(value: bytes, received_ns: int | None) -> tuple[RawEvent, Event]:
-    """Parse and validate one raw value; return the raw event and its normalised form.
+    """Parse, validate and normalise one raw value (batch.py inlines the same two steps).
 
     Raises `Invalid` with the DLQ reason and a detail naming the field.
     """
     try:
-        raw: RawEvent = _decode(value)
-    except (msgspec.ValidationError, msgspec.DecodeError) as error:
+        raw: RawEvent = decode(value)
+    except DECODE_ERRORS as error:
         raise from_msgspec_error(value, error) from None
-    if raw.FAMILY == "aggregate":
-        if raw.high < raw.low:  # type: ignore[attr-defined]
-            raise Invalid("high_below_low", f"high `h` {raw.high} is below low `l` {raw.low}")  # type: ignore[attr-defined]
-        if raw.end_ms < raw.start_ms:  # type: ignore[attr-defined]
-            raise Invalid("end_before_start", f"end `e` {raw.end_ms} is before start `s` {raw.start_ms}")  # type: ignore[attr-defined]
     return raw, raw.normalised(received_ns)

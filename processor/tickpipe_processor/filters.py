@@ -13,9 +13,19 @@ persisted: after a restart or a rebalance it starts empty (docs/processor.md say
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from tickpipe_processor.events import EVENT_KINDS, EVENT_TIME, PRICE, VOLUME, Event, RawEvent
+from tickpipe_processor.events import (
+    EVENT_KINDS,
+    EVENT_TIME,
+    PRICE,
+    RAW_KINDS,
+    VOLUME,
+    Event,
+    Family,
+    RawEvent,
+)
 from tickpipe_processor.rules import Rules
 from tickpipe_processor.sessions import SessionClock
 
@@ -24,6 +34,7 @@ RULE_NAMES = (
     "bad_tick",
 )  # fmt: skip
 _SWEEP_AT_LEAST = 50_000
+Check = Callable[[Any, bytes, "PartitionMemory | None"], "str | None"]
 _MISSING = object()
 
 
@@ -73,45 +84,69 @@ class RuleFilter:
         self._min_price = rules.min_price
         self.window_ms = int(rules.dedupe.window_seconds * 1000) if rules.dedupe else 0
         self._max_deviation = rules.bad_tick.max_deviation_pct / 100 if rules.bad_tick else 0.0
+        self.checks: dict[type[RawEvent], Check] = {kind: self._compile(kind) for kind in RAW_KINDS}
 
     @property
     def stateful(self) -> bool:
-        """True when a rule remembers events (then `drop_reason` needs the partition's memory)."""
+        """True when a rule remembers events (then checks need the partition's memory)."""
         return bool(self.window_ms or self._max_deviation)
 
     def drop_reason(
         self, raw: RawEvent, event: Any, value: bytes, memory: PartitionMemory | None
     ) -> str | None:
         """None to keep `event`, else the name of the first rule that drops it."""
-        ev = raw.EV
-        family = raw.FAMILY
-        symbol = event.symbol
+        return self.checks[type(raw)](event, value, memory)
+
+    def _compile(self, kind: type[RawEvent]) -> Check:
+        """The rules as one function per event kind, holding only what applies to that kind.
+
+        Per message this saves the dispatch on kind and the tests of rules that are off, which
+        measured as a fifth of the processor's CPU when written as one general function.
+        """
+        ev, family = kind.EV, kind.FAMILY
         if self._events is not None and ev not in self._events:
-            return "events"
-        if symbol in self._deny:
-            return "symbol_deny"
-        if self._allow and symbol not in self._allow:
-            return "symbol_allow"
-        event_ms = EVENT_TIME[family](event)
-        if self._session is not None and ev in _STOCK_KINDS and not self._session.open(event_ms):
-            return "session"
-        if self._min_volume:
-            volume = VOLUME[family]
-            if volume is not None and volume(event) < self._min_volume:
+            return lambda event, value, memory: "events"
+        deny, allow = self._deny, self._allow
+        clock = self._session if ev in _STOCK_KINDS else None
+        minutes = clock.minutes if clock is not None else {}
+        time_of = EVENT_TIME[family]
+        volume_of = VOLUME[family] if self._min_volume else None
+        min_volume, min_price, price_of = self._min_volume, self._min_price, PRICE[family]
+        remembered = self._remembered
+
+        def check(event: Any, value: bytes, memory: PartitionMemory | None) -> str | None:
+            symbol = event.symbol
+            if symbol in deny:
+                return "symbol_deny"
+            if allow and symbol not in allow:
+                return "symbol_allow"
+            if clock is not None:
+                ms = time_of(event)
+                is_open = minutes.get(ms // 60_000)
+                if not (clock.open(ms) if is_open is None else is_open):
+                    return "session"
+            if volume_of is not None and volume_of(event) < min_volume:
                 return "min_volume"
-        price = PRICE[family](event)
-        if self._min_price and price < self._min_price:
-            return "min_price"
-        if memory is None:
+            if min_price and price_of(event) < min_price:
+                return "min_price"
+            if memory is not None:
+                return remembered(ev, family, event, value, memory)
             return None
-        if self.window_ms and self._is_duplicate(ev, family, event, value, event_ms, memory):
+
+        return check
+
+    def _remembered(
+        self, ev: str, family: Family, event: Any, value: bytes, memory: PartitionMemory
+    ) -> str | None:
+        """The rules with memory: `duplicate`, then `bad_tick`."""
+        if self.window_ms and self._is_duplicate(ev, family, event, value, EVENT_TIME[family](event), memory):
             return "duplicate"
         if self._max_deviation and family != "quote":
-            return self._bad_tick(ev, symbol, price, memory)
+            return self._bad_tick(ev, event.symbol, PRICE[family](event), memory)
         return None
 
     def _is_duplicate(
-        self, ev: str, family: str, event: Event, value: bytes, event_ms: int, memory: PartitionMemory
+        self, ev: str, family: Family, event: Event, value: bytes, event_ms: int, memory: PartitionMemory
     ) -> bool:
         """Same kind, symbol and window start (aggregates) or sequence number (trades, quotes).
 

@@ -36,15 +36,15 @@ class SessionClock:
 
     def __init__(self, session: str) -> None:
         self.session = session
-        self._minutes: dict[int, bool] = {}
+        self.minutes: dict[int, bool] = {}
 
     def open(self, ts_ms: int) -> bool:
         minute = ts_ms // _MINUTE_MS
-        answer = self._minutes.get(minute)
+        answer = self.minutes.get(minute)
         if answer is None:
-            if len(self._minutes) > 100_000:  # about 70 days of minutes: start over
-                self._minutes.clear()
-            answer = self._minutes[minute] = in_session(minute * _MINUTE_MS, self.session)
+            if len(self.minutes) > 100_000:  # about 70 days of minutes: start over
+                self.minutes.clear()
+            answer = self.minutes[minute] = in_session(minute * _MINUTE_MS, self.session)
         return answer
 
 
