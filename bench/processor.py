@@ -126,41 +126,53 @@ def run_engine(
     work: Path,
     profile: str | None,
     extra: dict[str, str],
+    instances: int = 1,
 ) -> dict[str, Any]:
+    """Run `instances` processes of `engine` in one group until the group committed `total`."""
     group = f"bench-{engine}-{uuid.uuid4().hex[:8]}"
     out = f"bench-out-{engine}-{uuid.uuid4().hex[:8]}"
     ensure_topics({"bootstrap.servers": bootstrap}, [out], partitions=partitions)
     env = {
         "PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "RAW_TOPIC": raw, "FILTERED_TOPIC": out,
-        "PROCESSOR_GROUP_ID": group, "PROCESSOR_INSTANCE_ID": group, "FILTER_RULES": str(rules),
+        "PROCESSOR_GROUP_ID": group, "FILTER_RULES": str(rules),
         "METRICS_PORT": "0", "LOG_FORMAT": "json", "TICKPIPE_HOME": str(work), **extra,
     }  # fmt: skip
     started = time.perf_counter()
-    process = spawn(engine_command(engine, profile), work / f"{engine}.log", env=env, cwd=Path.cwd())
+    processes = [
+        spawn(
+            engine_command(engine, profile),
+            work / f"{engine}-{n}.log",
+            env={**env, "PROCESSOR_INSTANCE_ID": f"{group}-{n}"},
+            cwd=Path.cwd(),
+        )
+        for n in range(instances)
+    ]
     samples: list[tuple[float, int, float]] = []
     cpu, peak, threads = 0.0, 0, {}
     try:
         deadline = started + 900
         while time.perf_counter() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"{engine} exited with {process.returncode}; see {work / (engine + '.log')}"
-                )
+            for process in processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{engine} exited with {process.returncode}; see the logs in {work}")
             done = committed(bootstrap, group, raw, partitions)
             now = time.perf_counter()
-            cpu, peak = proc_stats(process.pid)
+            stats = [proc_stats(process.pid) for process in processes]
+            cpu, peak = sum(c for c, _ in stats), max(p for _, p in stats)
             samples.append((now, done, cpu))
-            threads = thread_cpu(process.pid)
+            threads = thread_cpu(processes[0].pid)
             if done >= total:
                 break
             time.sleep(0.25)  # sampling period of the progress curve, not synchronisation
     finally:
-        stop_pid(process.pid, 30)
+        for process in processes:
+            stop_pid(process.pid, 30)
     progressed = [(t, n, c) for t, n, c in samples if n > 0]
     (t0, n0, c0), (t1, n1, c1) = progressed[0], progressed[-1]
     return {
         "engine": engine,
+        "instances": instances,
         "messages": n1,
         "completed": n1 >= total,
         "wall_s": round(t1 - started, 2),
@@ -168,8 +180,8 @@ def run_engine(
         "cpu_s": round(cpu, 2),
         "cpu_us_per_msg": round(cpu / max(1, n1) * 1e6, 2),
         "steady_cpu_us_per_msg": round((c1 - c0) / max(1, n1 - n0) * 1e6, 2),  # start-up excluded
-        "peak_rss_mb": round(peak / 2**20, 1),
-        "cpu_s_by_thread": threads,
+        "peak_rss_mb": round(peak / 2**20, 1),  # of the largest instance
+        "cpu_s_by_thread": threads,  # of the first instance
         "output_messages": count_output(bootstrap, out),
     }
 
@@ -182,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--engines", default="tickpipe,quix", help="comma list: tickpipe, quix")
     parser.add_argument("--profile", help="write a cProfile of the tickpipe engine here")
+    parser.add_argument("--instances", type=int, default=1, help="tickpipe processes in the group")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the engines (tuning)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp:
