@@ -42,7 +42,10 @@ class ProcessorSettings(BaseServiceSettings):
         description="broker aborts a transaction left open this long (a crashed instance's leftovers)",
     )
     processor_max_message_bytes: int = Field(
-        65_536, ge=64, description="raw values larger than this go to the DLQ as `oversized`"
+        65_536,
+        ge=64,
+        le=1_000_000,  # a dead letter carries the value, and the producer's message.max.bytes is 1 MB
+        description="raw values larger than this go to the DLQ as `oversized`",
     )
     metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off")
 

@@ -1,0 +1,50 @@
+"""The processor's settings: the documented defaults, and exactly-once settings nobody overrides."""
+
+from __future__ import annotations
+
+import pytest
+from tickpipe_processor.loop import consumer_config, producer_config
+from tickpipe_processor.settings import ProcessorSettings
+
+from tickpipe.config import ConfigError, load_settings
+
+
+def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("METRICS_PORT", "PROCESSOR_GROUP_ID", "FILTER_RULES", "RAW_TOPIC", "FILTERED_TOPIC"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PROCESSOR_INSTANCE_ID", "node-7")
+    settings = load_settings(ProcessorSettings)
+    assert settings.metrics_port == 9102
+    assert settings.processor_group_id == "tickpipe-processor"
+    assert settings.filter_rules is None
+    assert settings.raw_topic == "polygon_stream_aggregates"
+    assert settings.filtered_topic == "custom_filtered_stock_data_topic"
+    assert settings.transactional_id == "tickpipe-processor-node-7"
+
+
+def test_flags_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROCESSOR_BATCH_SIZE", "500")
+    assert load_settings(ProcessorSettings, {"processor_batch_size": "700"}).processor_batch_size == 700
+
+
+def test_bad_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROCESSOR_BATCH_SIZE", "0")
+    monkeypatch.setenv("PROCESSOR_MAX_MESSAGE_BYTES", "5000000")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(ProcessorSettings)
+    assert "PROCESSOR_BATCH_SIZE" in str(caught.value)
+    assert "PROCESSOR_MAX_MESSAGE_BYTES" in str(caught.value)
+
+
+def test_passthrough_tunes_but_cannot_break_exactly_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_ISOLATION_LEVEL", "read_uncommitted")
+    monkeypatch.setenv("KAFKA_ENABLE_AUTO_COMMIT", "true")
+    monkeypatch.setenv("KAFKA_FETCH_WAIT_MAX_MS", "7")
+    monkeypatch.setenv("KAFKA_TRANSACTIONAL_ID", "someone-else")
+    settings = load_settings(ProcessorSettings, {"processor_instance_id": "a"})
+    consumer = consumer_config(settings)
+    assert consumer["isolation.level"] == "read_committed"
+    assert consumer["enable.auto.commit"] is False
+    assert consumer["fetch.wait.max.ms"] == "7"
+    assert consumer["group.instance.id"] == "a"
+    assert producer_config(settings)["transactional.id"] == "tickpipe-processor-a"
