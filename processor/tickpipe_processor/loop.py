@@ -54,7 +54,7 @@ def consumer_config(settings: ProcessorSettings) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         **settings.kafka_config(),
         "group.id": settings.processor_group_id,
-        "group.instance.id": settings.processor_instance_id,
+        "group.instance.id": settings.instance_id,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "isolation.level": "read_committed",

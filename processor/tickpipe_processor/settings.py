@@ -25,10 +25,10 @@ class ProcessorSettings(BaseServiceSettings):
         min_length=1,
         description="Kafka transactional.id = PREFIX-INSTANCE; keep it stable across restarts",
     )
-    processor_instance_id: str = Field(
-        default_factory=_default_instance_id,
+    processor_instance_id: str | None = Field(
+        None,
         min_length=1,
-        description="this instance's name in the group (default: hostname); unique per running instance",
+        description="this instance's name in the group; unique per running instance; unset = hostname",
     )
     processor_batch_size: int = Field(
         20_000, ge=1, le=500_000, description="most messages in one transaction"
@@ -50,5 +50,10 @@ class ProcessorSettings(BaseServiceSettings):
     metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off")
 
     @property
+    def instance_id(self) -> str:
+        """Static group member id and transactional id suffix: stable across this instance's restarts."""
+        return self.processor_instance_id or _default_instance_id()
+
+    @property
     def transactional_id(self) -> str:
-        return f"{self.processor_transactional_id_prefix}-{self.processor_instance_id}"
+        return f"{self.processor_transactional_id_prefix}-{self.instance_id}"
