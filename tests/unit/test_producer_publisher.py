@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import KafkaError
 
 from tickpipe_producer.feed import Backoff
 from tickpipe_producer.frame_queue import FrameQueue
@@ -93,20 +94,13 @@ def test_full_local_queue_is_retried_not_dropped() -> None:
 def test_delivery_failure_is_fatal() -> None:
     publisher, _ = _publisher()
 
-    class Err:
-        def str(self) -> str:
-            return "Message timed out"
-
-        def name(self) -> str:
-            return "_MSG_TIMED_OUT"
-
     class Msg:
         def topic(self) -> str:
             return "raw"
 
-    publisher._on_delivery(Err(), Msg())  # type: ignore[arg-type]
+    publisher._on_delivery(KafkaError(KafkaError._MSG_TIMED_OUT), Msg())  # type: ignore[arg-type]
     assert publisher.fatal is not None
-    assert "timed out" in str(publisher.fatal)
+    assert "raw" in str(publisher.fatal)
 
 
 def test_frame_queue_bounds_bytes_but_always_takes_one() -> None:
