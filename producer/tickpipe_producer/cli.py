@@ -20,6 +20,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     validate.add_argument("location", help="a local path or s3://bucket/key.csv")
     validate.add_argument("--market", default="stocks", help="the feed's market (default: stocks)")
     validate.set_defaults(func=_validate)
+    push = actions.add_parser("push", help="validate a local CSV, then upload it to SUBSCRIPTIONS_URI")
+    push.add_argument("file", help="the local CSV to upload")
+    push.add_argument("--to", default=None, help="destination (default: $SUBSCRIPTIONS_URI)")
+    push.add_argument("--market", default=None, help="the feed's market (default: $POLYGON_MARKET or stocks)")
+    push.set_defaults(func=_push)
 
 
 def _producer(args: argparse.Namespace) -> int:
@@ -54,4 +59,36 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"  {problem}")
         return 1
     print(f"{args.location}: valid, {len(result.topics)} subscription(s): {','.join(sorted(result.topics))}")
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    """Upload a CSV only if it is valid, so a typo never reaches the producer."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from tickpipe_producer.source import parse_s3_uri
+    from tickpipe_producer.subscriptions import parse_subscriptions
+
+    destination = args.to or os.environ.get("SUBSCRIPTIONS_URI", "")
+    if not destination:
+        print("no destination: pass --to or set SUBSCRIPTIONS_URI", file=sys.stderr)
+        return 2
+    market = args.market or os.environ.get("POLYGON_MARKET", "stocks")
+    content = Path(args.file).read_bytes()
+    result = parse_subscriptions(content, market)
+    if not result.ok:
+        print(f"{args.file}: not uploaded, {len(result.problems)} problem(s):")
+        for problem in result.problems:
+            print(f"  {problem}")
+        return 1
+    if destination.startswith("s3://"):
+        import boto3
+
+        bucket, key = parse_s3_uri(destination)
+        boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=content, ContentType="text/csv")
+    else:
+        shutil.copyfile(args.file, destination)
+    print(f"uploaded {args.file} to {destination}: {len(result.topics)} subscription(s)")
     return 0
