@@ -25,8 +25,18 @@ PROJECT = "tickpipe"
 def resolve() -> list[tuple[str, str]]:
     """(name, version) of everything `pip install .` would install into an empty environment."""
     report = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
-        + ["--report", "-", str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            "-",
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
         text=True,

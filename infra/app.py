@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """CDK entry point (`cdk.json` runs this): the ECR stack and the services stack.
 
-    npx aws-cdk@2 synth                       # offline; templates in infra/cdk.out
-    ./deploy.sh                               # the whole deployment (infra/README.md)
+npx aws-cdk@2 synth                       # offline; templates in infra/cdk.out
+./deploy.sh                               # the whole deployment (infra/README.md)
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import aws_cdk as cdk
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tickpipe_infra.app import build_app  # noqa: E402  (the path line above makes it importable)
+from tickpipe_infra.app import build_app
 
 if __name__ == "__main__":
     build_app().synth()

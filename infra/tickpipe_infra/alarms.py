@@ -54,7 +54,7 @@ class Alarms(Construct):
                 lag,
                 threshold=lag_threshold.value_as_number,
                 periods=5,
-                description=f"{service} consumer lag above the threshold for 5 minutes: scale out or investigate",
+                description=f"{service} consumer lag above the threshold for 5 minutes: scale out or look",
                 notify=notify,
             )
             dlq = cloudwatch.Metric(

@@ -107,7 +107,9 @@ class TickpipeService(Construct):
             stop_timeout=cdk.Duration.seconds(30),
             essential=True,
         )
-        container.add_mount_points(ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False))
+        # The only writable path: a task-local volume (the root filesystem is read-only).
+        tmp = ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
+        container.add_mount_points(tmp)
         self._add_metrics_sidecar(spec, metrics_log_group, adot_image)
         self.service = ecs.FargateService(
             self,
@@ -145,6 +147,9 @@ class TickpipeService(Construct):
             iam.PolicyStatement(
                 sid="WriteMetricsAsEmbeddedLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[metrics_log_group.log_group_arn, f"{metrics_log_group.log_group_arn}:log-stream:*"],
+                resources=[
+                    metrics_log_group.log_group_arn,
+                    f"{metrics_log_group.log_group_arn}:log-stream:*",
+                ],
             )
         )

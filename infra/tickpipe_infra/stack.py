@@ -12,9 +12,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -23,36 +21,32 @@ from tickpipe_infra.network import Network
 from tickpipe_infra.registry import repository_name
 from tickpipe_infra.services import ServiceSpec, TickpipeService
 from tickpipe_infra.settings import KAFKA_AUTH_MODES, InfraSettings
-
-
-# Checks that do not fit the one-shot Lambdas CDK generates for custom resources (CloudFormation
-# invokes them synchronously, a handful of times per deployment, outside the data path).
-_PROVIDER_LAMBDA_SKIPS = {
-    "CKV_AWS_115": "invoked once per deployment by CloudFormation; a concurrency limit protects nothing",
-    "CKV_AWS_116": "invoked synchronously; a failure fails the deployment, a dead-letter queue would stay empty",
-    "CKV_AWS_117": "it calls only the EC2 API, and putting it in the VPC would need the NAT for that anyway",
-}
+from tickpipe_infra.storage import config_bucket, encryption_key, explain_cdk_provider_lambdas
 
 
 class TickpipeStack(cdk.Stack):
-    def __init__(self, scope: Construct, construct_id: str, *, settings: InfraSettings, **kwargs: Any) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: InfraSettings, **kwargs: Any
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings
         p = self._parameters()
-        self.key = self._encryption_key()
+        self.key = encryption_key(self)
         network = Network(self, "Network", settings, self.key)
-        self.bucket = self._config_bucket()
+        self.bucket = config_bucket(self)
+        # Secrets are created empty-ish (a generated placeholder); the operator puts the real
+        # values in after the first deploy (docs/deploy.md). Names, never values, are in code.
         polygon_key = secretsmanager.Secret(
             self,
             "PolygonApiKey",
-            secret_name="tickpipe/polygon-api-key",
+            secret_name="tickpipe/polygon-api-key",  # noqa: S106 (a name, not a value)
             description="Polygon/Massive API key for the producer. Set the value after the first deploy.",
             encryption_key=self.key,
         )
         clickhouse_dsn = secretsmanager.Secret(
             self,
             "ClickHouseDsn",
-            secret_name="tickpipe/clickhouse-dsn",
+            secret_name="tickpipe/clickhouse-dsn",  # noqa: S106 (a name, not a value)
             description="CLICKHOUSE_DSN for the sink: https://user:password@host:8443/database",
             encryption_key=self.key,
         )
@@ -158,7 +152,10 @@ class TickpipeStack(cdk.Stack):
 
         # The producer has no scalable target on purpose (one task per key); the consumer groups
         # scale out up to the partition count (more tasks than partitions would sit idle).
-        for scaled, limit in ((self.processor, settings.processor_max_tasks), (self.sink, settings.sink_max_tasks)):
+        for scaled, limit in (
+            (self.processor, settings.processor_max_tasks),
+            (self.sink, settings.sink_max_tasks),
+        ):
             scaling = scaled.service.auto_scale_task_count(min_capacity=1, max_capacity=limit)
             scaling.scale_on_cpu_utilization(
                 "Cpu",
@@ -186,25 +183,7 @@ class TickpipeStack(cdk.Stack):
         }
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)
-        self._explain_cdk_provider_lambdas()
-
-    def _explain_cdk_provider_lambdas(self) -> None:
-        """CDK's own custom-resource Lambdas (it locks the VPC's default security group with one)."""
-        for construct in self.node.find_all():
-            if (
-                isinstance(construct, cdk.CfnResource)
-                and construct.cfn_resource_type == "AWS::Lambda::Function"
-                and "CustomResourceProvider" in construct.node.path
-            ):
-                construct.add_metadata(
-                    "checkov",
-                    {
-                        "skip": [
-                            {"id": check, "comment": f"CDK-generated deploy-time handler: {why}"}
-                            for check, why in _PROVIDER_LAMBDA_SKIPS.items()
-                        ]
-                    },
-                )
+        explain_cdk_provider_lambdas(self)
 
     def _parameters(self) -> dict[str, cdk.CfnParameter]:
         specs: dict[str, dict[str, Any]] = {
@@ -234,84 +213,6 @@ class TickpipeStack(cdk.Stack):
         )
         return params
 
-    def _encryption_key(self) -> kms.Key:
-        """One customer-managed key for the secrets, the log groups and the alarm topic.
-
-        The services that encrypt with it on our behalf (CloudWatch Logs for the log groups,
-        CloudWatch alarms publishing to the encrypted topic) are named in its policy; the tasks'
-        execution roles get decrypt through the secrets' grants.
-        """
-        key = kms.Key(
-            self,
-            "Key",
-            alias="alias/tickpipe",
-            description="tickpipe: secrets, logs and alarm notifications",
-            enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchLogsEncryptTickpipeLogGroups",
-                principals=[iam.ServicePrincipal(f"logs.{cdk.Aws.REGION}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-                resources=["*"],  # in a key policy, "*" means this key
-                conditions={
-                    "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": (
-                            f"arn:{cdk.Aws.PARTITION}:logs:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:log-group:*"
-                        )
-                    }
-                },
-            )
-        )
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="CloudWatchAlarmsPublishToEncryptedTopic",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
-            )
-        )
-        return key
-
-    def _config_bucket(self) -> s3.Bucket:
-        """The subscriptions CSV (and filter rules). Versioned: every edit can be rolled back."""
-        bucket = s3.Bucket(
-            self,
-            "ConfigBucket",
-            versioned=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-old-versions",
-                    noncurrent_version_expiration=cdk.Duration.days(365),
-                    noncurrent_versions_to_retain=50,
-                )
-            ],
-        )
-        # Checkov skips live next to the resource, in the template, with their reason.
-        resource = bucket.node.default_child
-        assert isinstance(resource, cdk.CfnResource)
-        resource.add_metadata(
-            "checkov",
-            {
-                "skip": [
-                    {
-                        "id": "CKV_AWS_18",
-                        "comment": "Two small configuration objects: versioning already keeps every edit "
-                        "with its time, and CloudTrail data events are the audit trail if wanted. An "
-                        "access-log bucket would itself need logging and lifecycle for no extra insight.",
-                    }
-                ]
-            },
-        )
-        return bucket
-
     def _kafka_client(self, bootstrap: cdk.CfnParameter) -> tuple[dict[str, str], dict[str, ecs.Secret]]:
         """KAFKA_* variables (librdkafka pass-through) and, for SASL, the credentials secret."""
         protocol, mechanism = KAFKA_AUTH_MODES[self.settings.kafka_auth]
@@ -322,11 +223,12 @@ class TickpipeStack(cdk.Stack):
         credentials = secretsmanager.Secret(
             self,
             "KafkaCredentials",
-            secret_name="tickpipe/kafka-sasl",
+            secret_name="tickpipe/kafka-sasl",  # noqa: S106 (a name, not a value)
             description='Kafka SASL credentials: {"username": "...", "password": "..."}',
             encryption_key=self.key,
             generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template='{"username": "tickpipe"}', generate_string_key="password"
+                secret_string_template='{"username": "tickpipe"}',  # noqa: S106 (a placeholder user)
+                generate_string_key="password",
             ),
         )
         cdk.CfnOutput(self, "KafkaCredentialsSecret", value=credentials.secret_name)
@@ -338,5 +240,7 @@ class TickpipeStack(cdk.Stack):
     def _grant_read_object(self, role: iam.IRole, key: str, sid: str) -> None:
         """s3:GetObject on exactly one object: no listing, no other key, no write."""
         role.add_to_principal_policy(
-            iam.PolicyStatement(actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(key)], sid=sid)
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(key)], sid=sid
+            )
         )

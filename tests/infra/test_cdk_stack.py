@@ -9,7 +9,7 @@ import pytest
 from tests.infra.conftest import Synth, synthesize
 
 pytest.importorskip("aws_cdk")
-from aws_cdk.assertions import Match, Template  # noqa: E402
+from aws_cdk.assertions import Match, Template
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,9 @@ def _scaled_services(template: Template) -> set[str]:
     """Logical ids of the ECS services that have a scalable target (its ResourceId refers to them)."""
     targets = _resources(template, "AWS::ApplicationAutoScaling::ScalableTarget").values()
     ids = set(_resources(template, "AWS::ECS::Service"))
-    return {logical for logical in ids for target in targets if logical in str(target["Properties"]["ResourceId"])}
+    return {
+        logical for logical in ids for target in targets if logical in str(target["Properties"]["ResourceId"])
+    }
 
 
 def _container(template: Template, name: str) -> dict[str, Any]:
@@ -80,7 +82,9 @@ def test_exactly_one_producer_task_never_two(services: Template) -> None:
     deployment = producer["DeploymentConfiguration"]
     assert deployment["MinimumHealthyPercent"] == 0  # old task stops first...
     assert deployment["MaximumPercent"] == 100  # ...so a new one never overlaps it
-    assert _service_id(services, "producer") not in _scaled_services(services), "the producer must not autoscale"
+    assert _service_id(services, "producer") not in _scaled_services(services), (
+        "the producer must not autoscale"
+    )
 
 
 def test_processor_and_sink_autoscale(services: Template) -> None:
@@ -153,7 +157,10 @@ def test_secrets_are_injected_never_plain_environment(services: Template) -> Non
         env_names = {item["Name"] for item in container.get("Environment", [])}
         leaked = {n for n in env_names if any(w in n for w in ("KEY", "PASSWORD", "SECRET", "DSN", "TOKEN"))}
         assert not leaked, f"{name}: secret-like variables in plain environment: {leaked}"
-        assert {secret["Name"] for secret in container["Secrets"]} >= {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"}
+        assert {secret["Name"] for secret in container["Secrets"]} >= {
+            "KAFKA_SASL_USERNAME",
+            "KAFKA_SASL_PASSWORD",
+        }
     services.resource_count_is("AWS::SecretsManager::Secret", 3)
 
 
@@ -169,7 +176,9 @@ def test_containers_are_hardened(services: Template) -> None:
 
 
 def test_log_groups_ecr_and_kafka_parameters(services: Template, registry: Template) -> None:
-    names = {g["Properties"].get("LogGroupName") for g in _resources(services, "AWS::Logs::LogGroup").values()}
+    names = {
+        g["Properties"].get("LogGroupName") for g in _resources(services, "AWS::Logs::LogGroup").values()
+    }
     assert {"/tickpipe/producer", "/tickpipe/processor", "/tickpipe/sink"} <= names
     registry.resource_count_is("AWS::ECR::Repository", 3)
     registry.has_resource_properties(

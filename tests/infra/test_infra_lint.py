@@ -11,7 +11,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.infra.conftest import ROOT, Synth, find_tool
+from tests.infra.conftest import Synth
+from tests.infra.tools import ROOT, find_tool
 
 DOCKERFILES = ["producer/Dockerfile", "processor/Dockerfile", "clickhouse/Dockerfile", "simulator/Dockerfile"]
 

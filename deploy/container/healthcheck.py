@@ -21,7 +21,7 @@ def main(argv: list[str]) -> int:
         return 1
     url = f"http://127.0.0.1:{port}/healthz"
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 (fixed http URL)
+        with urllib.request.urlopen(url, timeout=3) as response:
             return 0 if response.status == 200 else 1
     except (urllib.error.URLError, OSError) as exc:
         print(f"healthcheck: {url}: {exc}", file=sys.stderr)
