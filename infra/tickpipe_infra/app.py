@@ -6,11 +6,11 @@ import os
 
 import aws_cdk as cdk
 
-from tickpipe_infra.registry import RegistryStack
+from tickpipe_infra.base import BaseStack
 from tickpipe_infra.settings import InfraSettings
 from tickpipe_infra.stack import TickpipeStack
 
-REGISTRY_STACK = "TickpipeRegistry"
+BASE_STACK = "TickpipeBase"
 SERVICES_STACK = "Tickpipe"
 
 
@@ -20,11 +20,18 @@ def build_app(app: cdk.App | None = None) -> cdk.App:
     # Account and region from the CLI's credentials when deploying; environment-agnostic otherwise.
     account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")
     env = cdk.Environment(account=account, region=region) if account and region else None
-    RegistryStack(app, REGISTRY_STACK, env=env, description="tickpipe: ECR repositories for the images")
+    base = BaseStack(
+        app,
+        BASE_STACK,
+        settings=settings,
+        env=env,
+        description="tickpipe: ECR repositories, configuration bucket, secrets and their KMS key",
+    )
     TickpipeStack(
         app,
         SERVICES_STACK,
         settings=settings,
+        base=base,
         env=env,
         description="tickpipe: Polygon -> Kafka -> ClickHouse services on ECS Fargate",
     )

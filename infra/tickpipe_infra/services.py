@@ -111,6 +111,17 @@ class TickpipeService(Construct):
         tmp = ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
         container.add_mount_points(tmp)
         self._add_metrics_sidecar(spec, metrics_log_group, adot_image)
+        # The secrets are encrypted with our key: ECS may decrypt them, through Secrets Manager only.
+        self.task_definition.obtain_execution_role().add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DecryptSecretsViaSecretsManager",
+                actions=["kms:Decrypt"],
+                resources=[key.key_arn],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"secretsmanager.{cdk.Aws.REGION}.amazonaws.com"}
+                },
+            )
+        )
         self.service = ecs.FargateService(
             self,
             "Service",

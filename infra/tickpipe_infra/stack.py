@@ -1,4 +1,6 @@
-"""The tickpipe services stack: S3 for the CSV, secrets, the ECS cluster, three services, alarms.
+"""The services stack: the ECS cluster, three Fargate services, autoscaling and alarms.
+
+It uses what the base stack (base.py) holds: images, the config bucket, the secrets, the key.
 
 Deploy-time values are CloudFormation parameters (Kafka brokers, the image tag, ...), so one
 synthesized template serves every environment; shape decisions are CDK context (settings.py).
@@ -12,44 +14,36 @@ import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from tickpipe_infra.alarms import Alarms
+from tickpipe_infra.base import CLICKHOUSE_SECRET, KAFKA_SECRET, POLYGON_SECRET, BaseStack
 from tickpipe_infra.network import Network
-from tickpipe_infra.registry import repository_name
 from tickpipe_infra.services import ServiceSpec, TickpipeService
 from tickpipe_infra.settings import KAFKA_AUTH_MODES, InfraSettings
-from tickpipe_infra.storage import config_bucket, encryption_key, explain_cdk_provider_lambdas
+from tickpipe_infra.storage import explain_cdk_provider_lambdas
 
 
 class TickpipeStack(cdk.Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, settings: InfraSettings, **kwargs: Any
+        self, scope: Construct, construct_id: str, *, settings: InfraSettings, base: BaseStack, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.add_dependency(base)
         self.settings = settings
+        self.base = base
         p = self._parameters()
-        self.key = encryption_key(self)
+        # The base stack's resources are imported by name or ARN, not passed as objects: CDK
+        # would otherwise write this stack's roles into their resource policies, and each stack
+        # would then depend on the other.
+        self.key = kms.Key.from_key_arn(self, "Key", base.key.key_arn)
         network = Network(self, "Network", settings, self.key)
-        self.bucket = config_bucket(self)
-        # Secrets are created empty-ish (a generated placeholder); the operator puts the real
-        # values in after the first deploy (docs/deploy.md). Names, never values, are in code.
-        polygon_key = secretsmanager.Secret(
-            self,
-            "PolygonApiKey",
-            secret_name="tickpipe/polygon-api-key",  # noqa: S106 (a name, not a value)
-            description="Polygon/Massive API key for the producer. Set the value after the first deploy.",
-            encryption_key=self.key,
-        )
-        clickhouse_dsn = secretsmanager.Secret(
-            self,
-            "ClickHouseDsn",
-            secret_name="tickpipe/clickhouse-dsn",  # noqa: S106 (a name, not a value)
-            description="CLICKHOUSE_DSN for the sink: https://user:password@host:8443/database",
-            encryption_key=self.key,
-        )
+        self.bucket = base.bucket
+        polygon_key = secretsmanager.Secret.from_secret_name_v2(self, "PolygonApiKey", POLYGON_SECRET)
+        clickhouse_dsn = secretsmanager.Secret.from_secret_name_v2(self, "ClickHouseDsn", CLICKHOUSE_SECRET)
         kafka_env, kafka_secrets = self._kafka_client(p["KafkaBootstrapServers"])
         common_env = {
             **kafka_env,
@@ -76,15 +70,14 @@ class TickpipeStack(cdk.Stack):
         )
 
         def service(spec: ServiceSpec, image: str) -> TickpipeService:
-            repository = ecr.Repository.from_repository_name(
-                self, f"{spec.name.capitalize()}Repository", repository_name(image)
-            )
             return TickpipeService(
                 self,
                 spec.name.capitalize(),
                 spec=spec,
                 cluster=cluster,
-                repository=repository,
+                repository=ecr.Repository.from_repository_name(
+                    self, f"{image.capitalize()}Repository", f"tickpipe/{image}"
+                ),
                 image_tag=p["ImageTag"].value_as_string,
                 architecture=architecture,
                 subnets=network.task_subnets,
@@ -174,10 +167,6 @@ class TickpipeStack(cdk.Stack):
             cluster=cluster,
         )
         outputs = {
-            "ConfigBucketName": self.bucket.bucket_name,
-            "SubscriptionsUri": subscriptions_uri,
-            "PolygonApiKeySecret": polygon_key.secret_name,
-            "ClickHouseDsnSecret": clickhouse_dsn.secret_name,
             "ClusterName": cluster.cluster_name,
             "AlarmTopicArn": alarms.topic.topic_arn,
         }
@@ -220,18 +209,7 @@ class TickpipeStack(cdk.Stack):
         if mechanism is None:
             return env, {}
         env["KAFKA_SASL_MECHANISM"] = mechanism
-        credentials = secretsmanager.Secret(
-            self,
-            "KafkaCredentials",
-            secret_name="tickpipe/kafka-sasl",  # noqa: S106 (a name, not a value)
-            description='Kafka SASL credentials: {"username": "...", "password": "..."}',
-            encryption_key=self.key,
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template='{"username": "tickpipe"}',  # noqa: S106 (a placeholder user)
-                generate_string_key="password",
-            ),
-        )
-        cdk.CfnOutput(self, "KafkaCredentialsSecret", value=credentials.secret_name)
+        credentials = secretsmanager.Secret.from_secret_name_v2(self, "KafkaCredentials", KAFKA_SECRET)
         return env, {
             "KAFKA_SASL_USERNAME": ecs.Secret.from_secrets_manager(credentials, "username"),
             "KAFKA_SASL_PASSWORD": ecs.Secret.from_secrets_manager(credentials, "password"),

@@ -36,13 +36,13 @@ class Synth:
 
 def synthesize(outdir: Path, context: dict[str, Any] | None = None) -> Synth:
     import aws_cdk as cdk
-    from tickpipe_infra.app import REGISTRY_STACK, SERVICES_STACK, build_app
+    from tickpipe_infra.app import BASE_STACK, SERVICES_STACK, build_app
 
     app = build_app(cdk.App(outdir=str(outdir), context=context or {}))
     app.synth()
     templates = {
         stack: json.loads((outdir / f"{stack}.template.json").read_text())
-        for stack in (REGISTRY_STACK, SERVICES_STACK)
+        for stack in (BASE_STACK, SERVICES_STACK)
     }
     return Synth(outdir, templates)
 

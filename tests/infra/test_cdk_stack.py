@@ -18,8 +18,8 @@ def services(synth: Synth) -> Template:
 
 
 @pytest.fixture(scope="module")
-def registry(synth: Synth) -> Template:
-    return Template.from_json(synth.templates["TickpipeRegistry"])
+def base(synth: Synth) -> Template:
+    return Template.from_json(synth.templates["TickpipeBase"])
 
 
 def _resources(template: Template, kind: str) -> dict[str, dict[str, Any]]:
@@ -110,8 +110,9 @@ def test_no_public_ips_and_no_ingress(services: Template) -> None:
     services.resource_count_is("AWS::EC2::SecurityGroupIngress", 0)
 
 
-def test_config_bucket_is_versioned_encrypted_and_private(services: Template) -> None:
-    services.has_resource_properties(
+def test_config_bucket_is_versioned_encrypted_and_private(base: Template, services: Template) -> None:
+    services.resource_count_is("AWS::S3::Bucket", 0)  # the one bucket lives in the base stack
+    base.has_resource_properties(
         "AWS::S3::Bucket",
         {
             "VersioningConfiguration": {"Status": "Enabled"},
@@ -147,7 +148,7 @@ def test_task_roles_have_no_wildcard_actions(services: Template) -> None:
     assert not any("s3:" in str(s["Action"]) for s in _role_statements(services, "sink"))
 
 
-def test_secrets_are_injected_never_plain_environment(services: Template) -> None:
+def test_secrets_are_injected_never_plain_environment(base: Template, services: Template) -> None:
     producer = _container(services, "producer")
     assert {secret["Name"] for secret in producer["Secrets"]} >= {"POLYGON_API_KEY"}
     sink = _container(services, "sink")
@@ -161,7 +162,11 @@ def test_secrets_are_injected_never_plain_environment(services: Template) -> Non
             "KAFKA_SASL_USERNAME",
             "KAFKA_SASL_PASSWORD",
         }
-    services.resource_count_is("AWS::SecretsManager::Secret", 3)
+    base.resource_count_is("AWS::SecretsManager::Secret", 3)
+    services.resource_count_is("AWS::SecretsManager::Secret", 0)
+    for secret in _resources(base, "AWS::SecretsManager::Secret").values():
+        assert "KmsKeyId" in secret["Properties"]
+        assert "SecretString" not in secret["Properties"], "a value in the template"
 
 
 def test_containers_are_hardened(services: Template) -> None:
@@ -175,13 +180,13 @@ def test_containers_are_hardened(services: Template) -> None:
         assert container["LogConfiguration"]["LogDriver"] == "awslogs"
 
 
-def test_log_groups_ecr_and_kafka_parameters(services: Template, registry: Template) -> None:
+def test_log_groups_ecr_and_kafka_parameters(services: Template, base: Template) -> None:
     names = {
         g["Properties"].get("LogGroupName") for g in _resources(services, "AWS::Logs::LogGroup").values()
     }
     assert {"/tickpipe/producer", "/tickpipe/processor", "/tickpipe/sink"} <= names
-    registry.resource_count_is("AWS::ECR::Repository", 3)
-    registry.has_resource_properties(
+    base.resource_count_is("AWS::ECR::Repository", 3)
+    base.has_resource_properties(
         "AWS::ECR::Repository",
         {"ImageTagMutability": "IMMUTABLE", "ImageScanningConfiguration": {"ScanOnPush": True}},
     )
@@ -216,5 +221,6 @@ def test_imported_vpc_and_bad_context(tmp_path_factory: pytest.TempPathFactory) 
     template.resource_count_is("AWS::EC2::VPC", 0)
     template.resource_count_is("AWS::EC2::NatGateway", 0)
     assert "KAFKA_SASL_PASSWORD" not in str(template.to_json())  # tls mode: no SASL secret at all
+    Template.from_json(imported.templates["TickpipeBase"]).resource_count_is("AWS::SecretsManager::Secret", 2)
     with pytest.raises(InfraConfigError, match="kafkaAuth"):
         synthesize(tmp_path_factory.mktemp("bad"), {"kafkaAuth": "kerberos"})

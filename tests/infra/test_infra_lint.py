@@ -1,4 +1,4 @@
-"""cfn-lint and checkov on the synthesized templates, hadolint and checkov on the Dockerfiles.
+"""cfn-lint and checkov on the templates, hadolint and checkov on the Dockerfiles, shellcheck.
 
 Every checkov skip is written next to what it skips, with its reason (CloudFormation metadata in
 infra/tickpipe_infra/stack.py, `# checkov:skip=` comments in the Dockerfiles); this test also
@@ -57,4 +57,9 @@ def test_checkov_dockerfiles_are_clean() -> None:
 
 def test_hadolint_is_clean() -> None:
     result = _run([find_tool("hadolint", "HADOLINT"), "--no-color", *DOCKERFILES])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_deploy_script_passes_shellcheck() -> None:
+    result = _run([find_tool("shellcheck", "SHELLCHECK"), "infra/deploy.sh"])
     assert result.returncode == 0, result.stdout + result.stderr
