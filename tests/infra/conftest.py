@@ -6,6 +6,7 @@ network are needed. The lint tools are found by tests/infra/tools.py.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -15,10 +16,23 @@ from typing import Any
 
 import pytest
 
+from tests.support import in_ci
+
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")  # a warning banner, not an error
+
+
+def require_cdk() -> None:
+    """aws-cdk-lib comes with `make tools` (the infra extra): fail in CI without it, skip elsewhere."""
+    if importlib.util.find_spec("aws_cdk") is None:
+        message = "aws-cdk-lib is not installed: run `make tools` (pip install -e '.[infra]')"
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message, allow_module_level=True)
+
+
 if str(INFRA) not in sys.path:
     sys.path.insert(0, str(INFRA))
 

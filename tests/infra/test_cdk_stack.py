@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from tests.infra.conftest import Synth, synthesize
+from tests.infra.conftest import Synth, require_cdk, synthesize
 
-pytest.importorskip("aws_cdk")
-from aws_cdk.assertions import Match, Template
+require_cdk()
+from aws_cdk.assertions import Match, Template  # noqa: E402  (after the check above)
 
 
 @pytest.fixture(scope="module")
