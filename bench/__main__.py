@@ -18,6 +18,8 @@ Scenario = Callable[[dict[str, str]], tuple[dict[str, Any], str]]
 
 SCENARIOS: dict[str, str] = {
     "kafka-start": "bench.kafka_start",
+    "image-deps": "bench.image_deps",
+    "cdk-synth": "bench.cdk_synth",
 }
 
 
