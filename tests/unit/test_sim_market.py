@@ -7,7 +7,6 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
-
 from tickpipe_simulator.market import MarketSpec
 from tickpipe_simulator.symbols import resolve_symbols
 from tickpipe_simulator.truth import session_events, session_seconds
@@ -39,8 +38,10 @@ def test_a_is_the_exact_aggregate_of_the_seconds_trades() -> None:
         prints = trades[key]
         assert agg["e"] == agg["s"] + 1000
         assert agg["v"] == sum(t["s"] for t in prints)
-        assert agg["o"] == prints[0]["p"] and agg["c"] == prints[-1]["p"]
-        assert agg["h"] == max(t["p"] for t in prints) and agg["l"] == min(t["p"] for t in prints)
+        assert agg["o"] == prints[0]["p"]
+        assert agg["c"] == prints[-1]["p"]
+        assert agg["h"] == max(t["p"] for t in prints)
+        assert agg["l"] == min(t["p"] for t in prints)
         exact_vwap = sum(Fraction(str(t["p"])) * t["s"] for t in prints) / agg["v"]
         assert abs(Fraction(str(agg["vw"])) - exact_vwap) <= Fraction(1, 20000)
         assert agg["z"] == agg["v"] // len(prints)
@@ -112,7 +113,8 @@ def test_rate_and_open_profile() -> None:
     assert 9000 < counted < 11000
     burst = MarketSpec(**{**flat.__dict__, "profile": "open"})
     assert sum(1 for e in session_events(burst) if e["ev"] in ("T", "Q")) > 4 * counted
-    assert burst.level(0) == pytest.approx(6.0) and burst.level(3600) == pytest.approx(1.0, abs=0.01)
+    assert burst.level(0) == pytest.approx(6.0)
+    assert burst.level(3600) == pytest.approx(1.0, abs=0.01)
 
 
 def test_time_range_and_topics_select_a_subset() -> None:
@@ -124,7 +126,8 @@ def test_time_range_and_topics_select_a_subset() -> None:
         if START + 10_000 <= _sent_in_second(e) < START + 20_000
         and (e["ev"] == "A" or (e["ev"] == "T" and e["sym"] == "NVDA"))
     ]
-    assert part == expected and part
+    assert part == expected
+    assert part
 
 
 def _sent_in_second(event: dict[str, Any]) -> int:
