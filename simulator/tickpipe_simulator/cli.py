@@ -73,6 +73,11 @@ def register(subparsers: Any) -> None:
         help='arm a fault at start, e.g. \'{"action":"close","code":1011,"after_frames":500}\' '
         '(applies to the next connection unless "target":"every"); repeatable',
     )
+    sim.add_argument(
+        "--ready-file",
+        type=Path,
+        help="write the listening port to this file once ready (for harnesses using --port 0)",
+    )
     sim.set_defaults(func=_simulate)
 
     rec = subparsers.add_parser(
@@ -114,7 +119,15 @@ def _simulate(args: argparse.Namespace) -> int:
     if faults:
         overrides["faults"] = faults
     settings = load_settings(SimulatorSettings, overrides)
-    asyncio.run(serve(settings))
+    ready_file: Path | None = args.ready_file
+
+    def ready(port: int) -> None:
+        if ready_file is not None:
+            partial = ready_file.with_suffix(".partial")
+            partial.write_text(f"{port}\n")
+            partial.replace(ready_file)  # atomic: a reader never sees half a number
+
+    asyncio.run(serve(settings, ready))
     return 0
 
 
