@@ -39,15 +39,18 @@ def test_selection_wildcards_and_pairs() -> None:
 
 
 def _tick(count: int) -> Tick:
-    events = [
-        {"ev": "T" if i % 2 else "Q", "sym": "AAPL" if i % 3 else "MSFT", "t": 1000 + i} for i in range(count)
+    evs = ["T" if i % 2 else "Q" for i in range(count)]
+    syms = ["AAPL" if i % 3 else "MSFT" for i in range(count)]
+    times = [1000 + i for i in range(count)]
+    events: list[dict[str, object]] = [
+        {"ev": ev, "sym": sym, "t": t} for ev, sym, t in zip(evs, syms, times, strict=True)
     ]
     return Tick(
         offset_s=1.0,
         events=events,
-        evs=[e["ev"] for e in events],
-        syms=[e["sym"] for e in events],
-        times=[e["t"] for e in events],
+        evs=evs,
+        syms=syms,
+        times=times,
         second_ms=1000,
     )
 
