@@ -63,7 +63,8 @@ class Feed:
         self.wait_for_subscriber = wait_for_subscriber or speed == 0
         self.started = False
         self.finished = False
-        self.lag_s = 0.0
+        self.lag_s = 0.0  # how far the feed was behind its clock at the last tick
+        self.max_lag_s = 0.0
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -93,4 +94,5 @@ class Feed:
     async def _pace(self, when: float) -> None:
         delay = when - asyncio.get_running_loop().time()
         self.lag_s = max(0.0, -delay)
+        self.max_lag_s = max(self.max_lag_s, self.lag_s)
         await asyncio.sleep(max(delay, 0.0))  # wall-clock pacing of the virtual clock, not a test wait

@@ -110,6 +110,7 @@ class Simulator:
             "started": self.feed.started,
             "finished": self.feed.finished,
             "lag_s": round(self.feed.lag_s, 3),
+            "max_lag_s": round(self.feed.max_lag_s, 3),
             "ticks_published": self.hub.ticks_published,
             "seconds_generated": self.market.index,
         }
