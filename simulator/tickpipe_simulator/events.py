@@ -8,6 +8,7 @@ second closes a clock minute, the minute's `AM` events, after its trades and quo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,61 +37,56 @@ def event_time(event: Event) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-def second_ticks(market: Market, data: SecondData) -> list[Tick]:
-    """The TICKS_PER_SECOND ticks of one second, aggregates at the end of the last one."""
-    trades_quotes = _trade_and_quote_events(market, data)
+def second_ticks(market: Market, data: SecondData) -> Iterator[Tick]:
+    """The TICKS_PER_SECOND ticks of one second, aggregates at the end of the last one.
+
+    A generator: each tick's dicts are built when it is asked for, so a busy second costs the
+    server ten small pauses instead of one long one.
+    """
     tickers = market.tickers
-    syms = [tickers[i] for i in data.sym.tolist()]
-    times = data.t.tolist()
-    evs = ["T" if flag else "Q" for flag in data.is_trade.tolist()]
-    ticks: list[Tick] = []
     for j in range(TICKS_PER_SECOND):
         lo, hi = data.slices[j], data.slices[j + 1]
-        ticks.append(
-            Tick(
-                offset_s=data.index + (j + 1) / TICKS_PER_SECOND,
-                events=trades_quotes[lo:hi],
-                evs=evs[lo:hi],
-                syms=syms[lo:hi],
-                times=times[lo:hi],
-                second_ms=data.second_ms,
-                opens_second=j == 0,
-                closes_second=j == TICKS_PER_SECOND - 1,
-            )
+        tick = Tick(
+            offset_s=data.index + (j + 1) / TICKS_PER_SECOND,
+            events=_trade_and_quote_events(market, data, lo, hi),
+            evs=["T" if flag else "Q" for flag in data.is_trade[lo:hi].tolist()],
+            syms=[tickers[i] for i in data.sym[lo:hi].tolist()],
+            times=data.t[lo:hi].tolist(),
+            second_ms=data.second_ms,
+            opens_second=j == 0,
+            closes_second=j == TICKS_PER_SECOND - 1,
         )
-    last = ticks[-1]
-    for ev, agg in (("A", data.second_agg), ("AM", data.minute_agg)):
-        if agg is None:
-            continue
-        aggregates = aggregate_events(market, ev, agg)
-        last.events.extend(aggregates)
-        last.evs.extend([ev] * len(aggregates))
-        last.syms.extend(event["sym"] for event in aggregates)
-        last.times.extend([agg.start_ms] * len(aggregates))
-    return ticks
+        if tick.closes_second:
+            for ev, agg in (("A", data.second_agg), ("AM", data.minute_agg)):
+                if agg is None:
+                    continue
+                aggregates = aggregate_events(market, ev, agg)
+                tick.events.extend(aggregates)
+                tick.evs.extend([ev] * len(aggregates))
+                tick.syms.extend(event["sym"] for event in aggregates)
+                tick.times.extend([agg.start_ms] * len(aggregates))
+        yield tick
 
 
-def _trade_and_quote_events(market: Market, data: SecondData) -> list[Event]:
-    """Build the second's T and Q dicts in emission order (one pass over plain Python lists)."""
-    scale = market.scale[data.sym]
-    prices = (data.price / scale).tolist()
-    asks = (data.ask / scale).tolist()
+def _trade_and_quote_events(market: Market, data: SecondData, lo: int, hi: int) -> list[Event]:
+    """Build the T and Q dicts of events [lo, hi) in emission order (one pass over plain lists)."""
+    sym = data.sym[lo:hi]
+    scale = market.scale[sym]
     tickers = market.tickers
-    tapes = market.tapes[data.sym].tolist()
     columns = zip(
-        data.is_trade.tolist(),
-        [tickers[i] for i in data.sym.tolist()],
-        prices,
-        asks,
-        data.size.tolist(),
-        data.ask_size.tolist(),
-        data.exchange.tolist(),
-        data.ask_exchange.tolist(),
-        data.trade_id.tolist(),
-        data.sequence.tolist(),
-        data.t.tolist(),
-        tapes,
-        data.sweep.tolist(),
+        data.is_trade[lo:hi].tolist(),
+        [tickers[i] for i in sym.tolist()],
+        (data.price[lo:hi] / scale).tolist(),
+        (data.ask[lo:hi] / scale).tolist(),
+        data.size[lo:hi].tolist(),
+        data.ask_size[lo:hi].tolist(),
+        data.exchange[lo:hi].tolist(),
+        data.ask_exchange[lo:hi].tolist(),
+        data.trade_id[lo:hi].tolist(),
+        data.sequence[lo:hi].tolist(),
+        data.t[lo:hi].tolist(),
+        market.tapes[sym].tolist(),
+        data.sweep[lo:hi].tolist(),
         strict=True,
     )
     events: list[Event] = []

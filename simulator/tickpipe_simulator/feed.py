@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class Batch:
     end_offset_s: float
-    build: Callable[[], list[Tick]]
+    build: Callable[[], Iterable[Tick]]
     done: Callable[[], None] | None = None  # runs once the batch's time has come (e.g. REST history)
 
 
@@ -52,7 +52,7 @@ def replay_batches(path: Path) -> Iterator[Batch]:
             syms=[str(event.get("sym", event.get("pair", ""))) for event in events],
             times=[event_time(event) for event in events],
         )
-        yield Batch(offset, partial(list, [tick]))
+        yield Batch(offset, partial(iter, [tick]))
 
 
 class Feed:
@@ -75,7 +75,7 @@ class Feed:
         for batch in self.batches:
             if self.speed == 0:
                 await self.hub.subscribed.wait()
-            ticks = batch.build() if self.hub.subscribed.is_set() else []
+            ticks = batch.build() if self.hub.subscribed.is_set() else ()
             for tick in ticks:
                 if self.speed > 0:
                     await self._pace(t0 + tick.offset_s / self.speed)

@@ -111,8 +111,9 @@ async def record(
                     await client.close()
                 with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(connection, timeout=5)
-            if connection.done() and not connection.cancelled() and connection.exception() is not None:
-                raise connection.exception()  # type: ignore[misc]
+            failure = connection.exception() if connection.done() and not connection.cancelled() else None
+            if failure is not None:
+                raise failure
     log.info("recording closed", extra={"fields": {"frames": result.frames, "path": str(out)}})
     return result
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -99,7 +100,7 @@ def handle_message(conn: Connection, hub: Hub, data: str | bytes, options: Proto
         if conn.authenticated:
             conn.send_status("auth_success", "authenticated")
         elif key_accepted(params, options.api_keys):
-            conn.authenticated_at = asyncio.get_running_loop().time()
+            conn.authenticated_at = time.time()
             conn.send_status("auth_success", "authenticated")
             hub.authenticated(conn, str(params))
         else:
