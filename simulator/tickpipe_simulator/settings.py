@@ -12,7 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from tickpipe.config import BaseServiceSettings
 from tickpipe_simulator.faults import Fault
-from tickpipe_simulator.market import MarketSpec
+from tickpipe_simulator.spec import MarketSpec
 from tickpipe_simulator.symbols import resolve_symbols
 
 

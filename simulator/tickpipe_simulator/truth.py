@@ -20,7 +20,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tickpipe_simulator.events import Event, second_ticks
-from tickpipe_simulator.market import Market, MarketSpec
+from tickpipe_simulator.market import Market
+from tickpipe_simulator.spec import MarketSpec
 from tickpipe_simulator.topics import Selection
 
 __all__ = ["MarketSpec", "session_events", "session_seconds", "spec_from_stats"]
