@@ -84,6 +84,11 @@ class KafkaPublisher:
         self._thread.start()
         return self
 
+    @property
+    def produced(self) -> int:
+        """Events handed to Kafka so far (each delivered, or reported as a fatal failure)."""
+        return self._produced
+
     def alive(self) -> bool:
         return self._thread.is_alive() and self.fatal is None
 

@@ -81,7 +81,7 @@ def run(settings: ProducerSettings) -> int:
         return EXIT_KAFKA
     if left:
         return EXIT_KAFKA
-    log.info("producer stopped", extra={"fields": {"exit_code": code}})
+    log.info("producer stopped", extra={"fields": {"exit_code": code, "events_produced": publisher.produced}})
     return code
 
 
