@@ -18,6 +18,7 @@ Scenario = Callable[[dict[str, str]], tuple[dict[str, Any], str]]
 
 SCENARIOS: dict[str, str] = {
     "kafka-start": "bench.kafka_start",
+    "producer": "bench.producer",
 }
 
 
