@@ -145,7 +145,8 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     }
     summary = (
         f"producer ceiling {ceiling['events_per_second']:,} ev/s; paced {rate:,}/s for {seconds} s: "
-        f"{paced['events_per_second']:,} ev/s, lost {paced['lost']}, feed max lag {paced['feed_max_lag_s']} s; "
+        f"{paced['events_per_second']:,} ev/s, lost {paced['lost']}, "
+        f"feed max lag {paced['feed_max_lag_s']} s; "
         f"peak RSS {max(ceiling['peak_rss_mb'], paced['peak_rss_mb'])} MB "
         f"(targets >= {TARGET_EVENTS_PER_SECOND:,} ev/s, <= {TARGET_PEAK_RSS_MB:.0f} MB)"
     )
