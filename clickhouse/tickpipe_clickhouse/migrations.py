@@ -78,7 +78,7 @@ def migrate(client: Any, database: str, raw_ttl_days: int = 0) -> list[str]:
     applied = {
         int(version): checksum
         for version, checksum in client.query(
-            f"SELECT version, any(checksum) FROM `{database}`.schema_migrations GROUP BY version"
+            f"SELECT version, any(checksum) FROM `{database}`.schema_migrations GROUP BY version"  # noqa: S608
         ).result_rows
     }
     ran = []
@@ -112,8 +112,7 @@ def apply_raw_ttl(client: Any, database: str, days: int) -> None:
         if days > 0 and f"toIntervalDay({int(days)})" in str(create):
             continue  # already in force; MODIFY TTL again would rewrite every part
         if days > 0:
-            client.command(
-                f"ALTER TABLE `{database}`.{table} MODIFY TTL toDateTime(timestamp) + INTERVAL {int(days)} DAY"
-            )
+            ttl = f"toDateTime(timestamp) + INTERVAL {int(days)} DAY"
+            client.command(f"ALTER TABLE `{database}`.{table} MODIFY TTL {ttl}")
         elif has_ttl:
             client.command(f"ALTER TABLE `{database}`.{table} REMOVE TTL")

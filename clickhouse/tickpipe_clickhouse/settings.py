@@ -50,7 +50,9 @@ class SinkSettings(ClickHouseSettings):
     sink_batch_seconds: float = Field(
         0.5, gt=0, le=60, description="flush when the oldest buffered row is this old"
     )
-    sink_dlq_topic: str | None = Field(None, description="rows ClickHouse rejects; default <FILTERED_TOPIC>.dlq")
+    sink_dlq_topic: str | None = Field(
+        None, description="rows ClickHouse rejects; default <FILTERED_TOPIC>.dlq"
+    )
     sink_retry_max_seconds: float = Field(30.0, gt=0, description="longest back-off between write retries")
     sink_query_port: int = Field(
         0, ge=0, le=65535, description="chDB mode: loopback port of the read-only query endpoint; 0 = any"
