@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 
 
 def consumer_config(settings: SinkSettings) -> dict[str, str]:
+    static = {"group.instance.id": settings.sink_instance_id} if settings.sink_instance_id else {}
     return {
+        **static,
         **settings.kafka_config(),
         "group.id": settings.sink_group_id,
         "isolation.level": "read_committed",

@@ -45,6 +45,9 @@ class SinkSettings(ClickHouseSettings):
 
     metrics_port: int = Field(9103, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off")
     sink_group_id: str = Field("tickpipe-sink", min_length=1, description="Kafka consumer group")
+    sink_instance_id: str | None = Field(
+        None, description="Kafka static membership (group.instance.id): a restart rejoins without a rebalance"
+    )
     sink_batch_rows: int = Field(50_000, ge=1, description="flush when this many rows are buffered")
     sink_batch_bytes: int = Field(32 * 1024 * 1024, ge=1, description="flush at this many buffered bytes")
     sink_batch_seconds: float = Field(
