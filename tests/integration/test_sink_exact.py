@@ -128,8 +128,8 @@ def test_every_row_lands_once_with_its_content(
         ),
         key=lambda row: row[9],
     )
-    assert [tuple(r[:8]) + (list(r[8]),) + tuple(r[9:]) for r in stored] == [
-        tuple(e[:8]) + (list(e[8]),) + tuple(e[9:]) for e in expected
+    assert [(*tuple(r[:8]), list(r[8]), *tuple(r[9:])) for r in stored] == [
+        (*tuple(e[:8]), list(e[8]), *tuple(e[9:])) for e in expected
     ]
     aggregates = clickhouse.query(
         f"SELECT ev, symbol, toUnixTimestamp64Milli(timestamp), toUnixTimestamp64Milli(end_timestamp), open, high,"
