@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import orjson
 
 BASE_MS = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
 
 
-def aggregate(
-    ev: str, symbol: str, start_ms: int, rng: random.Random, span_ms: int = 1000
-) -> dict[str, object]:
+def aggregate(ev: str, symbol: str, start_ms: int, rng: random.Random, span_ms: int = 1000) -> dict[str, Any]:
     open_ = round(rng.uniform(10, 500), 2)
     close = round(open_ + rng.uniform(-1, 1), 2)
     high = round(max(open_, close) + rng.uniform(0, 0.5), 2)
@@ -41,7 +40,7 @@ def aggregate(
     }
 
 
-def trade(symbol: str, ts_ms: int, sequence: int, rng: random.Random) -> dict[str, object]:
+def trade(symbol: str, ts_ms: int, sequence: int, rng: random.Random) -> dict[str, Any]:
     return {
         "ev": "T",
         "symbol": symbol,
@@ -57,7 +56,7 @@ def trade(symbol: str, ts_ms: int, sequence: int, rng: random.Random) -> dict[st
     }
 
 
-def quote(symbol: str, ts_ms: int, sequence: int, rng: random.Random) -> dict[str, object]:
+def quote(symbol: str, ts_ms: int, sequence: int, rng: random.Random) -> dict[str, Any]:
     bid = round(rng.uniform(10, 500), 2)
     return {
         "ev": "Q",
@@ -86,7 +85,7 @@ def second_aggregates(count: int, symbols: int = 100, seed: int = 7) -> Iterator
         yield symbol.encode(), orjson.dumps(aggregate("A", symbol, start, rng))
 
 
-def mixed(count: int, symbols: int = 20, seed: int = 11) -> Iterator[dict[str, object]]:
+def mixed(count: int, symbols: int = 20, seed: int = 11) -> Iterator[dict[str, Any]]:
     """Every kind: A, AM, XA, CA, T (several prints in one millisecond), XT, Q, XQ."""
     rng = random.Random(seed)
     names = [f"S{i:02d}" for i in range(symbols)]
