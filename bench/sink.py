@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from bench.sink_events import second_aggregates
 from tickpipe.kafka import ensure_topics
@@ -78,7 +78,9 @@ def sink_process(bootstrap: str, topic: str, folder: Path, **extra: str) -> Iter
         **extra,
     }
     log = (folder.parent / "sink.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "tickpipe", "sink"], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickpipe", "sink"], env=env, stdout=log, stderr=log, start_new_session=True
+    )
     try:
         yield proc
     finally:
@@ -87,10 +89,13 @@ def sink_process(bootstrap: str, topic: str, folder: Path, **extra: str) -> Iter
 
 
 def committed(bootstrap: str, group: str, topic: str) -> int:
+    """Offsets the group committed, summed over partitions (0 while the coordinator settles)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
         tps = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
         return sum(max(tp.offset, 0) for tp in tps)
+    except KafkaException:
+        return 0
     finally:
         consumer.close()
 
