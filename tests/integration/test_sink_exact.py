@@ -132,8 +132,8 @@ def test_every_row_lands_once_with_its_content(
         (*tuple(e[:8]), list(e[8]), *tuple(e[9:])) for e in expected
     ]
     aggregates = clickhouse.query(
-        f"SELECT ev, symbol, toUnixTimestamp64Milli(timestamp), toUnixTimestamp64Milli(end_timestamp), open, high,"
-        f" low, close, volume, vwap, avg_size FROM {db}.aggregates"
+        "SELECT ev, symbol, toUnixTimestamp64Milli(timestamp), toUnixTimestamp64Milli(end_timestamp),"
+        f" open, high, low, close, volume, vwap, avg_size FROM {db}.aggregates"
     ).result_rows
     expected_aggs = Counter(
         (
