@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from tickpipe_clickhouse.connect import connect
-from tickpipe_clickhouse.migrations import migrate
 
 from bench.sink_events import second_aggregates
+from tickpipe_clickhouse.connect import connect
+from tickpipe_clickhouse.migrations import migrate
 
 FLOATS = ("open", "high", "low", "close", "volume", "vwap", "day_volume", "day_open", "day_vwap", "avg_size")
 COLUMNS = ("ev", "symbol", "timestamp", "end_timestamp", *FLOATS, "otc", "received_ns")

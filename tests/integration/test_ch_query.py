@@ -9,13 +9,13 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
+
+from bench.sink_events import BASE_MS
+from tickpipe.cli import main
 from tickpipe_clickhouse.connect import connect
 from tickpipe_clickhouse.endpoint import QueryEndpoint
 from tickpipe_clickhouse.migrations import migrate
 from tickpipe_clickhouse.query import READ_ONLY, EndpointClient, QueryFailed, run_saved
-
-from bench.sink_events import BASE_MS
-from tickpipe.cli import main
 
 pytestmark = pytest.mark.integration
 

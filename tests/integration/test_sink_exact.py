@@ -16,17 +16,17 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
+
+from bench.sink_events import mixed
+from tests.conftest import KafkaHandle
+from tests.support import wait_for
+from tickpipe.kafka import ensure_topics
 from tickpipe_clickhouse.batching import Batch, Batcher
 from tickpipe_clickhouse.dlq import DeadLetters
 from tickpipe_clickhouse.migrations import migrate
 from tickpipe_clickhouse.sink import Sink
 from tickpipe_clickhouse.sink_metrics import SinkMetrics
 from tickpipe_clickhouse.writer import ClickHouseWriter, Rejected, TransientWriteError, Writer
-
-from bench.sink_events import mixed
-from tests.conftest import KafkaHandle
-from tests.support import wait_for
-from tickpipe.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration
 

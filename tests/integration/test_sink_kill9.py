@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from tickpipe_clickhouse.endpoint import discovery_path
-from tickpipe_clickhouse.query import EndpointClient
 
 from bench.sink_events import second_aggregates
 from tests.conftest import KafkaHandle
 from tests.support import wait_for
 from tickpipe.local.process import stop_pid
+from tickpipe_clickhouse.endpoint import discovery_path
+from tickpipe_clickhouse.query import EndpointClient
 
 pytestmark = pytest.mark.integration
 

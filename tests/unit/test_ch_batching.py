@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+
 from tickpipe_clickhouse.batching import Batcher, parse_pending
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+
+from tickpipe.config import ConfigError, load_settings
 from tickpipe_clickhouse.migrations import load_migrations, split_statements
 from tickpipe_clickhouse.query import check_params, render_table
 from tickpipe_clickhouse.saved import QueryParamError, saved_queries
 from tickpipe_clickhouse.settings import SinkSettings
-
-from tickpipe.config import ConfigError, load_settings
 
 
 def test_migrations_are_ordered_idempotent_statements() -> None:

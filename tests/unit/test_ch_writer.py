@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tickpipe_clickhouse.batching import Batch
-from tickpipe_clickhouse.writer import ClickHouseWriter, TransientWriteError, describe, is_data_error
 
 from tests.unit.test_ch_batching import Rec
+from tickpipe_clickhouse.batching import Batch
+from tickpipe_clickhouse.writer import ClickHouseWriter, TransientWriteError, describe, is_data_error
 
 
 class FakeClient:
