@@ -76,13 +76,14 @@ def open_query_client(dsn: str, database: str, allow_writes: bool = False) -> An
     """The sink's endpoint if a live sink holds this chDB folder, else a direct client."""
     target = Target(dsn)
     if target.embedded:
-        endpoint = _live_endpoint(target.folder)
+        endpoint = live_endpoint(target.folder)
         if endpoint is not None:
             return endpoint
     return connect(dsn, database, settings=None if allow_writes else dict(READ_ONLY))
 
 
-def _live_endpoint(folder: Path) -> EndpointClient | None:
+def live_endpoint(folder: Path) -> EndpointClient | None:
+    """The query endpoint of a live sink holding this chDB folder, if there is one."""
     path = discovery_path(folder)
     try:
         info = json.loads(path.read_text())
