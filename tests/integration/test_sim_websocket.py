@@ -6,6 +6,10 @@ Each test starts the simulator as a real subprocess on a free port and stops it 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from fractions import Fraction
 from pathlib import Path
@@ -235,3 +239,32 @@ def test_stats_count_exactly_what_was_written_with_faults(tmp_path: Path) -> Non
     assert len(feed.unparsable) == 1
     assert Counter(e["ev"] for e in feed.events()) == Counter(conn["events_sent"])
     assert max(len(frame) for frame in feed.frames) <= 50
+
+
+def test_sigterm_closes_clients_with_a_status_and_exits_zero(tmp_path: Path) -> None:
+    with SimulatorProcess(tmp_path) as sim:
+
+        async def run() -> tuple[list[Any], int | None]:
+            async with websockets.connect(f"ws://{sim.feed}/stocks") as ws:
+                await ws.recv()
+                await ws.send(orjson.dumps({"action": "auth", "params": sim.api_key}).decode())
+                await ws.recv()
+                assert sim.process is not None
+                sim.process.send_signal(signal.SIGTERM)
+                frames = [orjson.loads(frame) async for frame in ws]
+                return frames, ws.close_code
+
+        frames, code = asyncio.run(run())
+        assert sim.process is not None
+        assert sim.process.wait(timeout=30) == 0
+    assert frames[-1][0]["status"] == "force_disconnect"
+    assert code == 1001
+
+
+def test_invalid_settings_exit_2_naming_the_setting(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "tickpipe", "simulate", "--rate", "fast"]
+    env = {"PATH": os.environ.get("PATH", ""), "TICKPIPE_HOME": str(tmp_path), "SIMULATOR_API_KEYS": "hush"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "RATE" in done.stderr
+    assert "hush" not in done.stderr
