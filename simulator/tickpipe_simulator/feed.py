@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from tickpipe_simulator.bars import BarHistory
-from tickpipe_simulator.events import Tick, event_time, second_ticks
+from tickpipe_simulator.events import Tick, event_symbol, event_time, second_ticks
 from tickpipe_simulator.hub import Hub
 from tickpipe_simulator.market import Market
 from tickpipe_simulator.recording import read_recording
@@ -49,7 +49,7 @@ def replay_batches(path: Path) -> Iterator[Batch]:
             offset_s=offset,
             events=events,
             evs=[str(event.get("ev")) for event in events],
-            syms=[str(event.get("sym", event.get("pair", ""))) for event in events],
+            syms=[event_symbol(event) for event in events],
             times=[event_time(event) for event in events],
         )
         yield Batch(offset, partial(iter, [tick]))

@@ -150,13 +150,20 @@ class FeedCollector:
         await feed.wait_until(lambda: feed.event_count() >= 100, "100 events")
     """
 
-    def __init__(self, sim: SimulatorProcess, topics: list[str], api_key: str | None = None, **client: Any):
+    def __init__(
+        self,
+        sim: SimulatorProcess,
+        topics: list[str],
+        api_key: str | None = None,
+        market: str = "stocks",
+        **client: Any,
+    ):
         from polygon import WebSocketClient
 
         self.client = WebSocketClient(
             api_key=api_key or sim.api_key,
             feed=sim.feed,
-            market="stocks",
+            market=market,
             secure=False,
             raw=True,
             subscriptions=topics,

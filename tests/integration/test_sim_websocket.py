@@ -268,3 +268,28 @@ def test_invalid_settings_exit_2_naming_the_setting(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "RATE" in done.stderr
     assert "hush" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("market", "topics"), [("crypto", ["XA.*", "XT.*", "XQ.*"]), ("forex", ["CA.*", "C.*"])]
+)
+def test_crypto_and_forex_sessions_reach_the_official_client(
+    tmp_path: Path, market: str, topics: list[str]
+) -> None:
+    args = ["--market", market, "--rate", "600", "--session-seconds", "61", "--speed", "0"]
+    with SimulatorProcess(tmp_path, *args, "--start", "2024-11-22T14:30:00Z") as sim:
+
+        async def run() -> tuple[list[dict[str, Any]], int]:
+            async with FeedCollector(sim, topics, market=market) as feed:
+                stats = await asyncio.to_thread(sim.wait_stats, lambda s: s["feed"]["finished"], "the end")
+                total = stats["totals"]["events_sent_total"]
+                await feed.wait_until(lambda: feed.event_count() >= total, f"{total} events")
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(f"ws://{sim.feed}/stocks")
+            return feed.events(), refused.value.response.status_code
+
+        events, refused_status = asyncio.run(run())
+        stats = sim.stats()
+    assert refused_status == 404
+    assert events == list(session_events(spec_from_stats(stats)))
+    assert {e["ev"] for e in events} == {topic.split(".")[0] for topic in topics}
