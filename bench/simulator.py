@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 import websockets
+
 from tickpipe_simulator.testing import SimulatorProcess
 
 TOPICS = "T.*,Q.*,A.*,AM.*"

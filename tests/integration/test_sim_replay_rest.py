@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from polygon import RESTClient
 from polygon.exceptions import BadResponse
+
 from tickpipe_simulator.recording import read_recording
 from tickpipe_simulator.testing import FeedCollector, SimulatorProcess
 from tickpipe_simulator.truth import session_events, spec_from_stats

@@ -19,9 +19,10 @@ import orjson
 import pytest
 import websockets
 from polygon.exceptions import AuthError
+from websockets.exceptions import ConnectionClosedError
+
 from tickpipe_simulator.testing import FeedCollector, SimulatorProcess
 from tickpipe_simulator.truth import session_events, spec_from_stats
-from websockets.exceptions import ConnectionClosedError
 
 pytestmark = pytest.mark.integration
 

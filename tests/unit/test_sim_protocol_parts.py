@@ -6,13 +6,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+
+from tickpipe.config import ConfigError, load_settings
 from tickpipe_simulator.events import Tick
 from tickpipe_simulator.faults import FaultError, parse_fault
 from tickpipe_simulator.frames import build_frames
 from tickpipe_simulator.settings import SimulatorSettings, parse_start
 from tickpipe_simulator.topics import STOCK_EVENT_TYPES, Selection, TopicError, parse_topic, split_topics
-
-from tickpipe.config import ConfigError, load_settings
 
 
 def test_split_topics_accepts_spaces_and_blanks() -> None:

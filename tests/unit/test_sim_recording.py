@@ -6,6 +6,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from tickpipe_simulator.recording import (
     RecordingError,
     frame_line,
