@@ -7,6 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+
 from tickpipe_simulator.spec import MarketSpec
 from tickpipe_simulator.symbols import resolve_symbols
 from tickpipe_simulator.truth import session_events
