@@ -294,3 +294,30 @@ def test_crypto_and_forex_sessions_reach_the_official_client(
     assert refused_status == 404
     assert events == list(session_events(spec_from_stats(stats)))
     assert {e["ev"] for e in events} == {topic.split(".")[0] for topic in topics}
+
+
+def test_fault_flag_arms_the_next_connection_only(tmp_path: Path) -> None:
+    fault = '{"action": "close", "code": 1011, "after_frames": 2}'
+    with SimulatorProcess(tmp_path, "--rate", "2000", "--fault", fault) as sim:
+
+        async def run() -> None:
+            async with FeedCollector(sim, ["T.*"]):
+                await asyncio.to_thread(
+                    sim.wait_stats,
+                    lambda s: len(s["connections"]) == 2 and s["connections"][1]["frames_sent"] > 5,
+                    "the reconnected client past the fault",
+                )
+
+        asyncio.run(run())
+        stats = sim.stats()
+    first, second = _connection(stats, 0), _connection(stats, 1)
+    assert (first["close_code"], first["frames_sent"]) == (1011, 2)
+    assert second["close_code"] in (None, 1000)
+
+
+def test_bad_fault_flag_exits_2(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "tickpipe", "simulate", "--fault", '{"action": "close", "code": 42}']
+    env = {"PATH": os.environ.get("PATH", ""), "TICKPIPE_HOME": str(tmp_path)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "code" in done.stderr
