@@ -82,10 +82,12 @@ class Feed:
                 else:
                     await self.hub.wait_for_room()
                 self.hub.publish(tick)
+                if self.speed == 0:
+                    # Hand the tick to the writers before building the next one, so the socket
+                    # drains to the client while we generate (pipelining, not bursts).
+                    await asyncio.sleep(0)
             if self.speed > 0:
                 await self._pace(t0 + batch.end_offset_s / self.speed)
-            else:
-                await asyncio.sleep(0)  # let the writers run
             if batch.done is not None:
                 batch.done()
         self.finished = True
