@@ -17,6 +17,7 @@ from typing import Any
 from tickpipe_simulator.market import TICKS_PER_SECOND, Aggregates, Market, SecondData
 
 Event = dict[str, Any]
+MAX_TICK_EVENTS = 5000  # a multiple of the default frame size (1000), so frames stay full
 AggregateBuilder = Callable[[Market, str, Aggregates], list[Event]]
 
 
@@ -69,8 +70,8 @@ def second_ticks(market: Market, data: SecondData) -> Iterator[Tick]:
         "forex": [("CA", data.minute_agg, crypto_forex.forex_aggregate_events)],
     }[name]
     tickers = market.tickers
-    for j in range(TICKS_PER_SECOND):
-        lo, hi = data.slices[j], data.slices[j + 1]
+    for j, lo, hi in _chunks(data.slices):
+        last = j == TICKS_PER_SECOND - 1 and hi == data.slices[-1]
         tick = Tick(
             offset_s=data.index + (j + 1) / TICKS_PER_SECOND,
             events=build(market, data, lo, hi),
@@ -78,10 +79,10 @@ def second_ticks(market: Market, data: SecondData) -> Iterator[Tick]:
             syms=[tickers[i] for i in data.sym[lo:hi].tolist()],
             times=data.t[lo:hi].tolist(),
             second_ms=data.second_ms,
-            opens_second=j == 0,
-            closes_second=j == TICKS_PER_SECOND - 1,
+            opens_second=lo == 0,
+            closes_second=last,
         )
-        if tick.closes_second:
+        if last:
             for ev, agg, make in aggregates:
                 if agg is None:
                     continue
@@ -91,6 +92,23 @@ def second_ticks(market: Market, data: SecondData) -> Iterator[Tick]:
                 tick.syms.extend(tickers[i] for i in agg.sym.tolist())
                 tick.times.extend([agg.start_ms] * len(built))
         yield tick
+
+
+def _chunks(slices: list[int]) -> Iterator[tuple[int, int, int]]:
+    """(slice, lo, hi): each 100 ms slice, cut into runs of at most MAX_TICK_EVENTS events.
+
+    Small ticks keep the server responsive at high rates: between two ticks the writers get the
+    event loop and push frames to the sockets while the next tick is built.
+    """
+    for j in range(TICKS_PER_SECOND):
+        start, end = slices[j], slices[j + 1]
+        lo = start
+        while True:
+            hi = min(lo + MAX_TICK_EVENTS, end)
+            yield j, lo, hi
+            if hi >= end:
+                break
+            lo = hi
 
 
 def _trade_and_quote_events(market: Market, data: SecondData, lo: int, hi: int) -> list[Event]:
