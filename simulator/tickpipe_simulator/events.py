@@ -1,4 +1,6 @@
-"""Polygon event objects (`T`, `Q`, `A`, `AM`) from a simulated second, and the slices they leave in.
+"""Polygon stock events (`T`, `Q`, `A`, `AM`) from a simulated second, and the ticks they leave in.
+
+(Crypto and forex events are built in crypto_forex.py; `second_ticks` picks by market.)
 
 A `Tick` is what the server sends at one moment: a run of events in order, plus what the
 server needs to filter and count them without looking inside each dict again (`ev`, symbol and
@@ -8,13 +10,15 @@ second closes a clock minute, the minute's `AM` events, after its trades and quo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tickpipe_simulator.market import TICKS_PER_SECOND, Aggregates, Market, SecondData
 
 Event = dict[str, Any]
+MAX_TICK_EVENTS = 5000  # a multiple of the default frame size (1000), so frames stay full
+AggregateBuilder = Callable[[Market, str, Aggregates], list[Event]]
 
 
 @dataclass
@@ -31,6 +35,14 @@ class Tick:
     closes_second: bool = True
 
 
+def event_symbol(event: Event) -> str:
+    """The symbol an event is about: `sym` (stocks), `pair` (crypto, forex CA) or `p` (forex C)."""
+    value = event.get("sym", event.get("pair"))
+    if value is None and event.get("ev") == "C":
+        value = event.get("p")
+    return str(value or "")
+
+
 def event_time(event: Event) -> int:
     """The time an event is about: `t` for trades and quotes, the start `s` for aggregates."""
     value = event.get("t", event.get("s", 0))
@@ -43,29 +55,60 @@ def second_ticks(market: Market, data: SecondData) -> Iterator[Tick]:
     A generator: each tick's dicts are built when it is asked for, so a busy second costs the
     server ten small pauses instead of one long one.
     """
+    from tickpipe_simulator import crypto_forex
+
+    name = market.kind.name
+    trade_ev, quote_ev = {"stocks": ("T", "Q"), "crypto": ("XT", "XQ"), "forex": ("", "C")}[name]
+    build = {
+        "stocks": _trade_and_quote_events,
+        "crypto": crypto_forex.crypto_events,
+        "forex": crypto_forex.forex_events,
+    }[name]
+    aggregates: Sequence[tuple[str, Aggregates | None, AggregateBuilder]] = {
+        "stocks": [("A", data.second_agg, aggregate_events), ("AM", data.minute_agg, aggregate_events)],
+        "crypto": [("XA", data.minute_agg, crypto_forex.crypto_aggregate_events)],
+        "forex": [("CA", data.minute_agg, crypto_forex.forex_aggregate_events)],
+    }[name]
     tickers = market.tickers
-    for j in range(TICKS_PER_SECOND):
-        lo, hi = data.slices[j], data.slices[j + 1]
+    for j, lo, hi in _chunks(data.slices):
+        last = j == TICKS_PER_SECOND - 1 and hi == data.slices[-1]
         tick = Tick(
             offset_s=data.index + (j + 1) / TICKS_PER_SECOND,
-            events=_trade_and_quote_events(market, data, lo, hi),
-            evs=["T" if flag else "Q" for flag in data.is_trade[lo:hi].tolist()],
+            events=build(market, data, lo, hi),
+            evs=[trade_ev if flag else quote_ev for flag in data.is_trade[lo:hi].tolist()],
             syms=[tickers[i] for i in data.sym[lo:hi].tolist()],
             times=data.t[lo:hi].tolist(),
             second_ms=data.second_ms,
-            opens_second=j == 0,
-            closes_second=j == TICKS_PER_SECOND - 1,
+            opens_second=lo == 0,
+            closes_second=last,
         )
-        if tick.closes_second:
-            for ev, agg in (("A", data.second_agg), ("AM", data.minute_agg)):
+        if last:
+            for ev, agg, make in aggregates:
                 if agg is None:
                     continue
-                aggregates = aggregate_events(market, ev, agg)
-                tick.events.extend(aggregates)
-                tick.evs.extend([ev] * len(aggregates))
-                tick.syms.extend(event["sym"] for event in aggregates)
-                tick.times.extend([agg.start_ms] * len(aggregates))
+                built = make(market, ev, agg)
+                tick.events.extend(built)
+                tick.evs.extend([ev] * len(built))
+                tick.syms.extend(tickers[i] for i in agg.sym.tolist())
+                tick.times.extend([agg.start_ms] * len(built))
         yield tick
+
+
+def _chunks(slices: list[int]) -> Iterator[tuple[int, int, int]]:
+    """(slice, lo, hi): each 100 ms slice, cut into runs of at most MAX_TICK_EVENTS events.
+
+    Small ticks keep the server responsive at high rates: between two ticks the writers get the
+    event loop and push frames to the sockets while the next tick is built.
+    """
+    for j in range(TICKS_PER_SECOND):
+        start, end = slices[j], slices[j + 1]
+        lo = start
+        while True:
+            hi = min(lo + MAX_TICK_EVENTS, end)
+            yield j, lo, hi
+            if hi >= end:
+                break
+            lo = hi
 
 
 def _trade_and_quote_events(market: Market, data: SecondData, lo: int, hi: int) -> list[Event]:
@@ -86,7 +129,7 @@ def _trade_and_quote_events(market: Market, data: SecondData, lo: int, hi: int) 
         data.sequence[lo:hi].tolist(),
         data.t[lo:hi].tolist(),
         market.tapes[sym].tolist(),
-        data.sweep[lo:hi].tolist(),
+        data.flag[lo:hi].tolist(),
         strict=True,
     )
     events: list[Event] = []

@@ -17,7 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from tickpipe_simulator.bars import BarHistory
-from tickpipe_simulator.events import Tick, event_time, second_ticks
+from tickpipe_simulator.events import Tick, event_symbol, event_time, second_ticks
 from tickpipe_simulator.hub import Hub
 from tickpipe_simulator.market import Market
 from tickpipe_simulator.recording import read_recording
@@ -49,7 +49,7 @@ def replay_batches(path: Path) -> Iterator[Batch]:
             offset_s=offset,
             events=events,
             evs=[str(event.get("ev")) for event in events],
-            syms=[str(event.get("sym", event.get("pair", ""))) for event in events],
+            syms=[event_symbol(event) for event in events],
             times=[event_time(event) for event in events],
         )
         yield Batch(offset, partial(iter, [tick]))
@@ -82,10 +82,12 @@ class Feed:
                 else:
                     await self.hub.wait_for_room()
                 self.hub.publish(tick)
+                if self.speed == 0:
+                    # Hand the tick to the writers before building the next one, so the socket
+                    # drains to the client while we generate (pipelining, not bursts).
+                    await asyncio.sleep(0)
             if self.speed > 0:
                 await self._pace(t0 + batch.end_offset_s / self.speed)
-            else:
-                await asyncio.sleep(0)  # let the writers run
             if batch.done is not None:
                 batch.done()
         self.finished = True

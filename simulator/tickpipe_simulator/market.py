@@ -29,8 +29,7 @@ FloatArray = npt.NDArray[np.float64]
 
 SECOND_VOL = 0.02 / math.sqrt(6.5 * 3600)  # 2 % daily volatility over a 6.5 h session
 TICKS_PER_SECOND = 10  # a second's events leave in 10 slices of 100 ms
-EXCHANGES = np.array([1, 2, 3, 4, 7, 8, 9, 10, 11, 12, 15, 17, 19, 21], dtype=np.int64)
-SWEEP_CONDITION = 14  # intermarket sweep: counts towards every aggregate field
+TRADE_NOTIONAL = 2_000.0  # crypto trades are worth about $2,000 (lognormal), quotes about $5,000
 
 
 @dataclass
@@ -69,7 +68,7 @@ class SecondData:
     ask_exchange: IntArray
     trade_id: IntArray
     sequence: IntArray
-    sweep: npt.NDArray[np.bool_]
+    flag: npt.NDArray[np.bool_]  # stocks: the trade carries condition 14 (sweep); crypto: a buy
     slices: list[int]  # start offsets of the TICKS_PER_SECOND slices, plus the end
     second_agg: Aggregates
     minute_agg: Aggregates | None = None  # set when this second closes a clock minute
@@ -94,8 +93,11 @@ class Market:
         self.spec = spec
         count = len(spec.symbols)
         self.tickers = [info.ticker for info in spec.symbols]
+        self.kind = kind = spec.kind
         self.tapes = np.array([info.tape for info in spec.symbols], dtype=np.int64)
-        self.scale = np.array([100 if info.price >= 1 else 10_000 for info in spec.symbols], dtype=np.int64)
+        self.scale = np.array([kind.price_scale(info.price) for info in spec.symbols], dtype=np.int64)
+        self.size_scale = kind.size_scale
+        self.exchanges = np.array(kind.exchanges, dtype=np.int64)
         ranks = np.arange(count, dtype=np.float64)
         weights = 1.0 / (ranks + 1.0) ** 0.8
         self.weights = weights / weights.sum()
@@ -129,8 +131,9 @@ class Market:
         count = len(self.tickers)
 
         lam = spec.rate * spec.level(k) * self.weights
-        n_trades = rng.poisson(lam * spec.trade_share).astype(np.int64)
-        n_quotes = rng.poisson(lam * (1.0 - spec.trade_share)).astype(np.int64)
+        share = spec.trade_share if self.kind.has_trades else 0.0
+        n_trades = rng.poisson(lam * share).astype(np.int64)
+        n_quotes = rng.poisson(lam * (1.0 - share)).astype(np.int64)
         per_sym = n_trades + n_quotes
         total = int(per_sym.sum())
         starts = np.cumsum(per_sym) - per_sym
@@ -162,13 +165,11 @@ class Market:
         ask = bid + spread
         inside = rng.integers(0, spread + 1, dtype=np.int64)
         price = np.where(is_trade, bid + inside, bid)
-        trade_size = np.maximum(1, np.rint(rng.lognormal(4.0, 1.0, total))).astype(np.int64)
-        bid_size = 100 * rng.integers(1, 30, total, dtype=np.int64)
+        trade_size, bid_size, ask_size = self._sizes(rng, mid, total)
         size = np.where(is_trade, trade_size, bid_size)
-        ask_size = 100 * rng.integers(1, 30, total, dtype=np.int64)
-        exchange = EXCHANGES[rng.integers(0, len(EXCHANGES), total)]
-        ask_exchange = EXCHANGES[rng.integers(0, len(EXCHANGES), total)]
-        sweep = is_trade & (rng.random(total) < 0.1)
+        exchange = self.exchanges[rng.integers(0, len(self.exchanges), total)]
+        ask_exchange = self.exchanges[rng.integers(0, len(self.exchanges), total)]
+        flag = rng.random(total) < (0.1 if self.kind.name == "stocks" else 0.5)
 
         # Per-symbol counters: a sequence number over all events, a trade id over trades.
         sequence = state.sequences[sym] + rank + 1
@@ -179,7 +180,11 @@ class Market:
         trade_id = state.trade_ids[sym] + trade_rank
         state.trade_ids += n_trades
 
-        second_agg = self._aggregate_second(second_ms, sym, is_trade, price, size, n_trades)
+        if self.kind.has_trades:
+            second_agg = self._aggregate_second(second_ms, sym, is_trade, price, size, n_trades)
+        else:  # forex: bars of the quotes' bids, volume = how many quotes
+            ones = np.ones(total, dtype=np.int64)
+            second_agg = self._aggregate_second(second_ms, sym, ~is_trade, price, ones, n_quotes)
         minute_agg = self._roll_minute(second_agg, second_ms)
 
         # Emission order: by millisecond, then symbol, keeping each symbol's own order.
@@ -201,24 +206,39 @@ class Market:
             ask_exchange=ask_exchange[emit],
             trade_id=trade_id[emit],
             sequence=sequence[emit],
-            sweep=sweep[emit],
+            flag=(flag & is_trade)[emit],
             slices=slices,
             second_agg=second_agg,
             minute_agg=minute_agg,
+        )
+
+    def _sizes(self, rng: np.random.Generator, mid: FloatArray, total: int) -> tuple[IntArray, ...]:
+        """Trade, bid and ask sizes in units of 1/size_scale."""
+        if self.kind.name == "crypto":
+            units = self.size_scale / mid
+            trade = np.rint(rng.lognormal(np.log(TRADE_NOTIONAL * units), 1.0))
+            bid = np.rint(rng.lognormal(np.log(2.5 * TRADE_NOTIONAL * units), 1.0))
+            ask = np.rint(rng.lognormal(np.log(2.5 * TRADE_NOTIONAL * units), 1.0))
+            return tuple(np.maximum(1, values).astype(np.int64) for values in (trade, bid, ask))
+        trade = np.maximum(1, np.rint(rng.lognormal(4.0, 1.0, total))).astype(np.int64)
+        return (
+            trade,
+            100 * rng.integers(1, 30, total, dtype=np.int64),
+            100 * rng.integers(1, 30, total, dtype=np.int64),
         )
 
     def _aggregate_second(
         self,
         second_ms: int,
         sym: IntArray,
-        is_trade: npt.NDArray[np.bool_],
+        is_print: npt.NDArray[np.bool_],
         price: IntArray,
         size: IntArray,
         n_trades: IntArray,
     ) -> Aggregates:
-        """OHLCV per traded symbol from exactly this second's trades (grouped by symbol, in time)."""
+        """OHLCV per symbol from exactly this second's prints (grouped by symbol, in time)."""
         state = self._state
-        t_price, t_size = price[is_trade], size[is_trade]
+        t_price, t_size = price[is_print], size[is_print]
         traded = np.flatnonzero(n_trades)
         counts = n_trades[traded]
         first = np.cumsum(counts) - counts

@@ -25,7 +25,6 @@ from tickpipe_simulator.hub import Hub
 from tickpipe_simulator.market import Market
 from tickpipe_simulator.rest import RestError, error_response, grouped_daily, json_response, range_aggs
 from tickpipe_simulator.settings import SimulatorSettings
-from tickpipe_simulator.topics import STOCK_EVENT_TYPES
 from tickpipe_simulator.websocket import ProtocolOptions, serve_connection
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,10 @@ class Simulator:
         self.market = Market(self.spec)
         self.history = BarHistory(self.market.tickers, self.market.scale.tolist(), settings.history_seconds)
         self.hub = Hub(
-            "stocks", STOCK_EVENT_TYPES, settings.max_frame_events, settings.max_connections_per_key
+            self.spec.market,
+            self.spec.kind.event_types,
+            settings.max_frame_events,
+            settings.max_connections_per_key,
         )
         for fault in settings.faults:
             self.hub.arm(fault)
@@ -104,7 +106,7 @@ class Simulator:
             replay=str(self.settings.replay) if self.settings.replay else None,
             speed=self.settings.speed,
             max_frame_events=self.settings.max_frame_events,
-            market="stocks",
+            market=self.spec.market,
         )
         feed = {
             "started": self.feed.started,
@@ -141,11 +143,10 @@ class Simulator:
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         market = request.match_info["market"]
-        if market != "stocks":
-            known = "stocks" if market in MARKETS else ", ".join(MARKETS)
-            raise RestError(
-                404, f"no feed at /{market}: this simulator serves /stocks (known markets: {known})"
-            )
+        served = self.spec.market
+        if market != served:
+            hint = f"; start one with --market {market}" if market in MARKETS else ""
+            raise RestError(404, f"no feed at /{market}: this simulator serves /{served}{hint}")
         return await serve_connection(request, self.hub, self.options)
 
 

@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tickpipe.config import BaseServiceSettings
 from tickpipe_simulator.faults import Fault
+from tickpipe_simulator.kinds import MarketName
 from tickpipe_simulator.spec import MarketSpec
 from tickpipe_simulator.symbols import resolve_symbols
 
@@ -31,10 +32,13 @@ class SimulatorSettings(BaseServiceSettings):
         description="accepted keys, comma separated; none = any non-empty key",
     )
     seed: int = Field(1, validation_alias=AliasChoices("simulator_seed"), description="random seed")
-    symbols: str = Field(
-        "100",
+    market: MarketName = Field(
+        "stocks", validation_alias=AliasChoices("simulator_market"), description="stocks, crypto or forex"
+    )
+    symbols: str | None = Field(
+        None,
         validation_alias=AliasChoices("simulator_symbols"),
-        description="a count of default tickers or a list",
+        description="a count of the market's default symbols or a list; none = all",
     )
     rate: float = Field(
         1000.0,
@@ -82,8 +86,8 @@ class SimulatorSettings(BaseServiceSettings):
 
     @field_validator("symbols")
     @classmethod
-    def _symbols_resolve(cls, value: str) -> str:
-        resolve_symbols(value)
+    def _symbols_resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        resolve_symbols(value, info.data.get("market", "stocks"))  # market is validated first
         return value
 
     @field_validator("start")
@@ -105,11 +109,12 @@ class SimulatorSettings(BaseServiceSettings):
     def market_spec(self) -> MarketSpec:
         return MarketSpec(
             seed=self.seed,
-            symbols=resolve_symbols(self.symbols),
+            symbols=resolve_symbols(self.symbols, self.market),
             rate=self.rate,
             profile=self.profile,
             start_ms=parse_start(self.start),
             session_seconds=self.session_seconds,
+            market=self.market,
         )
 
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from tickpipe_simulator.kinds import KINDS, MarketKind, MarketName
 from tickpipe_simulator.symbols import DEFAULT_STOCKS, SymbolInfo
 
 Profile = Literal["flat", "open"]
@@ -23,7 +24,8 @@ class MarketSpec:
     profile: Profile = "flat"
     start_ms: int = 0  # first second of the session (a whole second, Unix ms)
     session_seconds: int = 0  # 0 = endless
-    trade_share: float = 0.4  # fraction of trades among trades + quotes
+    trade_share: float = 0.4  # fraction of trades among trades + quotes (forex has quotes only)
+    market: MarketName = "stocks"  # with symbols of that market (symbols.DEFAULTS)
 
     def __post_init__(self) -> None:
         if self.start_ms % 1000:
@@ -36,6 +38,12 @@ class MarketSpec:
             raise ValueError(f"session_seconds must be >= 0 (got {self.session_seconds})")
         if not self.symbols:
             raise ValueError("symbols must not be empty")
+        if self.market not in KINDS:
+            raise ValueError(f"market must be one of {', '.join(KINDS)} (got {self.market!r})")
+
+    @property
+    def kind(self) -> MarketKind:
+        return KINDS[self.market]
 
     def level(self, second: int) -> float:
         """The profile's rate multiplier in the session's `second`-th second."""

@@ -38,24 +38,45 @@ DEFAULT_STOCKS: tuple[SymbolInfo, ...] = tuple(
     for parts in (entry.split() for entry in row.split("|"))
 )
 
-_BY_TICKER = {info.ticker: info for info in DEFAULT_STOCKS}
+# Crypto pairs (as Polygon writes them in XT/XQ/XA `pair`) and forex pairs (C `p`, CA `pair`).
+DEFAULT_CRYPTO: tuple[SymbolInfo, ...] = tuple(
+    SymbolInfo(pair, price, 0)
+    for pair, price in (
+        ("BTC-USD", 97000.0), ("ETH-USD", 3300.0), ("SOL-USD", 240.0), ("XRP-USD", 1.4),
+        ("DOGE-USD", 0.38), ("ADA-USD", 0.9), ("AVAX-USD", 40.0), ("LINK-USD", 17.0),
+        ("LTC-USD", 95.0), ("DOT-USD", 7.5), ("BCH-USD", 450.0), ("UNI-USD", 11.0),
+    )
+)  # fmt: skip
+DEFAULT_FOREX: tuple[SymbolInfo, ...] = tuple(
+    SymbolInfo(pair, price, 0)
+    for pair, price in (
+        ("EUR/USD", 1.05), ("USD/JPY", 154.5), ("GBP/USD", 1.26), ("AUD/USD", 0.65),
+        ("USD/CAD", 1.40), ("USD/CHF", 0.89), ("NZD/USD", 0.58), ("EUR/GBP", 0.83),
+        ("EUR/JPY", 162.0), ("GBP/JPY", 194.0),
+    )
+)  # fmt: skip
+DEFAULTS = {"stocks": DEFAULT_STOCKS, "crypto": DEFAULT_CRYPTO, "forex": DEFAULT_FOREX}
 
 
-def resolve_symbols(spec: str) -> tuple[SymbolInfo, ...]:
-    """`"25"` -> the 25 most active default tickers; `"AAPL, MSFT,XYZ"` -> those tickers.
+def resolve_symbols(spec: str | None, market: str = "stocks") -> tuple[SymbolInfo, ...]:
+    """`None` -> all of the market's defaults; `"25"` -> the 25 most active; `"AAPL, MSFT"` -> those.
 
     A ticker outside the default table gets a price derived from its name (stable across runs)
     and tape 3. Raises ValueError naming the problem for an empty list, a bad count or a
     duplicate.
     """
+    defaults = DEFAULTS[market]
+    if spec is None:
+        return defaults
     text = spec.strip()
     if not text:
         raise ValueError("symbols: give a count (e.g. 100) or a comma list of tickers (e.g. AAPL,MSFT)")
     if text.isdigit():
         count = int(text)
-        if not 1 <= count <= len(DEFAULT_STOCKS):
-            raise ValueError(f"symbols: a count must be between 1 and {len(DEFAULT_STOCKS)} (got {count})")
-        return DEFAULT_STOCKS[:count]
+        if not 1 <= count <= len(defaults):
+            raise ValueError(f"symbols: a {market} count must be between 1 and {len(defaults)} (got {count})")
+        return defaults[:count]
+    known = {info.ticker: info for info in defaults}
     tickers = [part.strip().upper() for part in text.split(",")]
     if any(not ticker for ticker in tickers):
         raise ValueError(f"symbols: empty ticker in {spec!r}")
@@ -63,10 +84,10 @@ def resolve_symbols(spec: str) -> tuple[SymbolInfo, ...]:
     for ticker in tickers:
         if ticker in seen:
             raise ValueError(f"symbols: {ticker} is listed twice")
-        if not all(ch.isalnum() or ch in ".-" for ch in ticker):
-            raise ValueError(f"symbols: {ticker!r} is not a ticker (letters, digits, '.' and '-')")
+        if not all(ch.isalnum() or ch in ".-/" for ch in ticker):
+            raise ValueError(f"symbols: {ticker!r} is not a ticker (letters, digits, '.', '-' and '/')")
         seen.add(ticker)
-    return tuple(_BY_TICKER.get(ticker) or _invented(ticker) for ticker in tickers)
+    return tuple(known.get(ticker) or _invented(ticker) for ticker in tickers)
 
 
 def _invented(ticker: str) -> SymbolInfo:

@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import os
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -49,7 +50,7 @@ class SimulatorProcess:
         self.start_timeout = start_timeout
         self.port = 0
         self.log_file = workdir / f"simulator-{secrets.token_hex(3)}.log"
-        self._pid: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def feed(self) -> str:
@@ -72,7 +73,7 @@ class SimulatorProcess:
             **self.extra_env,
         }
         process = spawn(command, self.log_file, env=env, cwd=self.workdir)
-        self._pid = process.pid
+        self.process = process
         deadline = time.monotonic() + self.start_timeout
         while not ready.exists():
             if process.poll() is not None or time.monotonic() > deadline:
@@ -88,9 +89,9 @@ class SimulatorProcess:
         self.stop()
 
     def stop(self) -> None:
-        if self._pid is not None:
-            stop_pid(self._pid, timeout=10)
-            self._pid = None
+        if self.process is not None and self.process.poll() is None:
+            stop_pid(self.process.pid, timeout=10)
+            self.process.poll()
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_file.exists():
@@ -149,13 +150,20 @@ class FeedCollector:
         await feed.wait_until(lambda: feed.event_count() >= 100, "100 events")
     """
 
-    def __init__(self, sim: SimulatorProcess, topics: list[str], api_key: str | None = None, **client: Any):
+    def __init__(
+        self,
+        sim: SimulatorProcess,
+        topics: list[str],
+        api_key: str | None = None,
+        market: str = "stocks",
+        **client: Any,
+    ):
         from polygon import WebSocketClient
 
         self.client = WebSocketClient(
             api_key=api_key or sim.api_key,
             feed=sim.feed,
-            market="stocks",
+            market=market,
             secure=False,
             raw=True,
             subscriptions=topics,

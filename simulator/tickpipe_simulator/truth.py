@@ -19,14 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tickpipe_simulator.events import Event, second_ticks
+from tickpipe_simulator.events import Event, event_symbol, second_ticks
 from tickpipe_simulator.market import Market
 from tickpipe_simulator.spec import MarketSpec
 from tickpipe_simulator.topics import Selection
 
 __all__ = ["MarketSpec", "session_events", "session_seconds", "spec_from_stats"]
-
-ALL_TOPICS = ("A.*", "AM.*", "T.*", "Q.*")
 
 
 def spec_from_stats(stats: dict[str, Any]) -> MarketSpec:
@@ -53,16 +51,18 @@ def session_events(
     spec: MarketSpec,
     from_ms: int | None = None,
     to_ms: int | None = None,
-    topics: Iterable[str] = ALL_TOPICS,
+    topics: Iterable[str] | None = None,
 ) -> Iterator[Event]:
     """Every event of seconds starting in [from_ms, to_ms) that `topics` selects, in send order.
 
-    An endless session (session_seconds 0) needs `to_ms`.
+    `topics` defaults to every event type of the spec's market (`A.*`, `AM.*`, `T.*`, `Q.*` for
+    stocks). An endless session (session_seconds 0) needs `to_ms`.
     """
     if to_ms is None and not spec.session_seconds:
         raise ValueError("an endless session needs to_ms")
-    selection = Selection(frozenset(topics))
+    wanted = topics if topics is not None else [f"{ev}.*" for ev in spec.kind.event_types]
+    selection = Selection(frozenset(wanted))
     for events in session_seconds(spec, from_ms, to_ms):
         for event in events:
-            if selection.wants(event["ev"], event["sym"]):
+            if selection.wants(event["ev"], event_symbol(event)):
                 yield event

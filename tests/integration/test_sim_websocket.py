@@ -6,6 +6,10 @@ Each test starts the simulator as a real subprocess on a free port and stops it 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from fractions import Fraction
 from pathlib import Path
@@ -236,3 +240,84 @@ def test_stats_count_exactly_what_was_written_with_faults(tmp_path: Path) -> Non
     assert len(feed.unparsable) == 1
     assert Counter(e["ev"] for e in feed.events()) == Counter(conn["events_sent"])
     assert max(len(frame) for frame in feed.frames) <= 50
+
+
+def test_sigterm_closes_clients_with_a_status_and_exits_zero(tmp_path: Path) -> None:
+    with SimulatorProcess(tmp_path) as sim:
+
+        async def run() -> tuple[list[Any], int | None]:
+            async with websockets.connect(f"ws://{sim.feed}/stocks") as ws:
+                await ws.recv()
+                await ws.send(orjson.dumps({"action": "auth", "params": sim.api_key}).decode())
+                await ws.recv()
+                assert sim.process is not None
+                sim.process.send_signal(signal.SIGTERM)
+                frames = [orjson.loads(frame) async for frame in ws]
+                return frames, ws.close_code
+
+        frames, code = asyncio.run(run())
+        assert sim.process is not None
+        assert sim.process.wait(timeout=30) == 0
+    assert frames[-1][0]["status"] == "force_disconnect"
+    assert code == 1001
+
+
+def test_invalid_settings_exit_2_naming_the_setting(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "tickpipe", "simulate", "--rate", "fast"]
+    env = {"PATH": os.environ.get("PATH", ""), "TICKPIPE_HOME": str(tmp_path), "SIMULATOR_API_KEYS": "hush"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "RATE" in done.stderr
+    assert "hush" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("market", "topics"), [("crypto", ["XA.*", "XT.*", "XQ.*"]), ("forex", ["CA.*", "C.*"])]
+)
+def test_crypto_and_forex_sessions_reach_the_official_client(
+    tmp_path: Path, market: str, topics: list[str]
+) -> None:
+    args = ["--market", market, "--rate", "600", "--session-seconds", "61", "--speed", "0"]
+    with SimulatorProcess(tmp_path, *args, "--start", "2024-11-22T14:30:00Z") as sim:
+
+        async def run() -> tuple[list[dict[str, Any]], int]:
+            async with FeedCollector(sim, topics, market=market) as feed:
+                stats = await asyncio.to_thread(sim.wait_stats, lambda s: s["feed"]["finished"], "the end")
+                total = stats["totals"]["events_sent_total"]
+                await feed.wait_until(lambda: feed.event_count() >= total, f"{total} events")
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await websockets.connect(f"ws://{sim.feed}/stocks")
+            return feed.events(), refused.value.response.status_code
+
+        events, refused_status = asyncio.run(run())
+        stats = sim.stats()
+    assert refused_status == 404
+    assert events == list(session_events(spec_from_stats(stats)))
+    assert {e["ev"] for e in events} == {topic.split(".")[0] for topic in topics}
+
+
+def test_fault_flag_arms_the_next_connection_only(tmp_path: Path) -> None:
+    fault = '{"action": "close", "code": 1011, "after_frames": 2}'
+    with SimulatorProcess(tmp_path, "--rate", "2000", "--fault", fault) as sim:
+
+        async def run() -> None:
+            async with FeedCollector(sim, ["T.*"]):
+                await asyncio.to_thread(
+                    sim.wait_stats,
+                    lambda s: len(s["connections"]) == 2 and s["connections"][1]["frames_sent"] > 5,
+                    "the reconnected client past the fault",
+                )
+
+        asyncio.run(run())
+        stats = sim.stats()
+    first, second = _connection(stats, 0), _connection(stats, 1)
+    assert (first["close_code"], first["frames_sent"]) == (1011, 2)
+    assert second["close_code"] in (None, 1000)
+
+
+def test_bad_fault_flag_exits_2(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "tickpipe", "simulate", "--fault", '{"action": "close", "code": 42}']
+    env = {"PATH": os.environ.get("PATH", ""), "TICKPIPE_HOME": str(tmp_path)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "code" in done.stderr

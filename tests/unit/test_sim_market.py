@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from tickpipe_simulator.events import MAX_TICK_EVENTS, second_ticks
+from tickpipe_simulator.market import Market
 from tickpipe_simulator.spec import MarketSpec
 from tickpipe_simulator.symbols import resolve_symbols
 from tickpipe_simulator.truth import session_events, session_seconds
@@ -157,3 +159,18 @@ def test_symbols_resolve_counts_and_lists() -> None:
     for bad, message in (("0", "between"), ("AAPL,AAPL", "twice"), ("A$", "not a ticker"), (" ", "count")):
         with pytest.raises(ValueError, match=message):
             resolve_symbols(bad)
+
+
+def test_busy_seconds_leave_in_small_ticks_in_order() -> None:
+    spec = MarketSpec(seed=2, symbols=resolve_symbols("50"), rate=120_000, start_ms=START, session_seconds=1)
+    market = Market(spec)
+    data = market.next_second()
+    assert data is not None
+    ticks = list(second_ticks(market, data))
+    assert len(ticks) >= 24
+    assert max(len(t.events) for t in ticks[:-1]) <= MAX_TICK_EVENTS
+    assert [t.opens_second for t in ticks] == [True] + [False] * (len(ticks) - 1)
+    assert [t.closes_second for t in ticks] == [False] * (len(ticks) - 1) + [True]
+    offsets = [t.offset_s for t in ticks]
+    assert offsets == sorted(offsets)
+    assert [e for t in ticks for e in t.events] == next(session_seconds(spec))
