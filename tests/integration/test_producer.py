@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +83,13 @@ def start_producer(
     runs: list[ProducerRun] = []
 
     def start(
-        sim: SimulatorProcess, csv_text: str = ALL_STOCKS, api_key: str | None = None, **env: str
+        sim: SimulatorProcess,
+        csv_text: str = ALL_STOCKS,
+        api_key: str | None = None,
+        topic: str | None = None,
+        **env: str,
     ) -> ProducerRun:
-        topic = new_topic("raw")
+        topic = topic or new_topic("raw")
         key = f"subs-{uuid.uuid4().hex[:6]}.csv"
         s3.client().put_object(Bucket=bucket, Key=key, Body=csv_text.encode())
         service_env = {
@@ -101,9 +107,8 @@ def start_producer(
             "RECONNECT_INITIAL_SECONDS": "0.2",
             **env,
         }
-        service = ServiceProcess(
-            "producer", ["producer"], service_env, tmp_path / f"producer-{topic}.log", free_port()
-        ).start()
+        log_file = tmp_path / f"producer-{topic}-{len(runs)}.log"
+        service = ServiceProcess("producer", ["producer"], service_env, log_file, free_port()).start()
         run = ProducerRun(service, topic, kafka, sim)
         runs.append(run)
         return run
@@ -264,3 +269,24 @@ def test_sigterm_loses_nothing_already_read(
     assert produced >= 20_000
     messages = run.consume_all(produced)
     assert len(messages) == produced, "every event read before SIGTERM is in Kafka"
+
+
+def test_restart_after_kill9_reports_the_gap_since_the_last_published_event(
+    tmp_path: Path, start_producer: Callable[..., ProducerRun]
+) -> None:
+    with SimulatorProcess(tmp_path, "--symbols", "10", "--rate", "2000") as sim:
+        first = start_producer(sim)
+        _wait_healthy(first)
+        wait_for(lambda: first.metric("tickpipe_producer_events_produced_total") >= 2000, "events to flow")
+        first.service.kill()
+        killed_at = time.time()
+        second = start_producer(sim, topic=first.topic)
+        _wait_healthy(second)
+        wait_for(lambda: second.metric("tickpipe_producer_gaps_total") >= 1, "the restart gap to be reported")
+        gap = next(r for r in second.log_records() if r["msg"].startswith("websocket gap"))
+        assert second.service.stop(30) == 0
+    gap_from = datetime.fromisoformat(gap["gap_from"].replace("Z", "+00:00")).timestamp()
+    assert killed_at - 10 < gap_from <= killed_at, (
+        "the gap starts at the last event the killed producer published"
+    )
+    assert gap["seconds"] > 0
