@@ -81,6 +81,7 @@ class Feed:
         backoff: Backoff,
         max_reconnects: int = 0,
         clock_ns: Callable[[], int] = time.time_ns,
+        gap_started: float | None = None,
     ):
         self.queue = queue
         self.metrics = metrics
@@ -99,7 +100,9 @@ class Feed:
             custom_json=orjson_json,
         )
         self._session_frames = 0
-        self._gap_started: float | None = None
+        # A gap is open until the first frame of the next session: from start-up when the previous
+        # producer's last event is known (a restart), and from every disconnection.
+        self._gap_started: float | None = gap_started
         self._stopping = False
         self.connected = False
 

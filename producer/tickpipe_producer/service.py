@@ -22,6 +22,7 @@ from tickpipe_producer.frame_queue import FrameQueue
 from tickpipe_producer.metrics import ProducerMetrics
 from tickpipe_producer.publisher import KafkaPublisher
 from tickpipe_producer.reloader import InitialLoadError, Reloader, load_initial
+from tickpipe_producer.resume import previous_coverage_end
 from tickpipe_producer.settings import ProducerSettings
 from tickpipe_producer.source import SubscriptionSource
 
@@ -42,6 +43,7 @@ def run(settings: ProducerSettings) -> int:
     log.info("subscriptions loaded", extra={"fields": {"topics": sorted(initial.topics)}})
 
     ensure_topics(settings.kafka_config(), [settings.raw_topic])
+    resumed_from = previous_coverage_end(settings.kafka_config(), settings.raw_topic, settings.feed_label)
     metrics = ProducerMetrics()
     queue = FrameQueue(settings.queue_max_bytes)
     publisher = KafkaPublisher(
@@ -62,6 +64,7 @@ def run(settings: ProducerSettings) -> int:
         topics=initial.topics,
         backoff=Backoff(settings.reconnect_initial_seconds, settings.reconnect_max_seconds),
         max_reconnects=settings.max_reconnects,
+        gap_started=resumed_from,
     )
     server = None
     if settings.metrics_port:
@@ -81,7 +84,7 @@ def run(settings: ProducerSettings) -> int:
         return EXIT_KAFKA
     if left:
         return EXIT_KAFKA
-    log.info("producer stopped", extra={"fields": {"exit_code": code}})
+    log.info("producer stopped", extra={"fields": {"exit_code": code, "events_produced": publisher.produced}})
     return code
 
 
