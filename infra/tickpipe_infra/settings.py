@@ -30,7 +30,7 @@ DEFAULT_METRICS = {
     "processorLagMetric": "tickpipe_processor_consumer_lag",
     "sinkLagMetric": "tickpipe_sink_consumer_lag",
     "processorDlqMetric": "tickpipe_processor_dlq_messages_total",
-    "sinkDlqMetric": "tickpipe_sink_dlq_messages_total",
+    "sinkDlqMetric": "tickpipe_sink_dlq_rows_total",
 }
 
 
