@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+TOOLS  ?= .tools
 
-.PHONY: setup demo test lint unit integration clean
+.PHONY: setup tools lock demo test lint unit integration clean
 
 setup: $(VENV)/.installed
 
@@ -16,6 +17,25 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/tickpipe local fetch
 	touch $@
 
+# The deployment checks' tools (tests/infra, tests/unit/test_docker_*): the CDK, cfn-lint and
+# hadolint in .venv (the `infra` extra); checkov and docker-compose 1.29, which pin libraries the
+# app cannot share, each in its own venv under .tools/ (deploy/tools/*.txt). Not needed for the demo.
+tools: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: $(VENV)/.installed deploy/tools/checkov.txt deploy/tools/compose.txt \
+		deploy/tools/compose-build-constraints.txt
+	$(BIN)/pip install --quiet -e '.[test,infra]'
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet -r deploy/tools/checkov.txt
+	$(PYTHON) -m venv $(TOOLS)/compose
+	PIP_CONSTRAINT=$(CURDIR)/deploy/tools/compose-build-constraints.txt \
+		$(TOOLS)/compose/bin/pip install --quiet -r deploy/tools/compose.txt
+	touch $@
+
+# The container images' exact dependencies: run after changing `dependencies` in pyproject.toml.
+lock: $(VENV)/.installed
+	$(BIN)/python deploy/lock.py
+
 demo: setup
 	$(BIN)/tickpipe demo
 
@@ -24,10 +44,10 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint tools
 	$(BIN)/pytest
 
-unit: setup
+unit: setup tools
 	$(BIN)/pytest tests/unit
 
 integration: setup
@@ -35,4 +55,4 @@ integration: setup
 
 clean:
 	-$(BIN)/tickpipe local down
-	rm -rf $(VENV) .tickpipe .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .tickpipe .mypy_cache .ruff_cache .pytest_cache infra/cdk.out

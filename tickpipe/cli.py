@@ -46,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_USER_ENVIRONMENT: frozenset[str] = frozenset(os.environ)
+
+
+def user_environment() -> frozenset[str]:
+    """The variables the user set, before `.tickpipe/local.env` filled in the rest."""
+    return _USER_ENVIRONMENT
+
+
 def apply_local_env() -> None:
     path = local_env_file()
     if not path.is_file():

@@ -1,0 +1,159 @@
+"""Producer throughput and memory: simulator -> `tickpipe producer` (a real process) -> a real broker.
+
+    python -m bench producer                                  # ceiling and paced runs
+    python -m bench producer --param rate=100000 --param seconds=30
+
+- `ceiling`: the simulator runs `--speed 0` (its clock advances as fast as the client reads), so
+  the producer's read-parse-produce loop is the limit: events produced per wall second.
+- `paced`: real time at `rate` trades+quotes per second (A/AM on top) for `seconds`; reports what
+  arrived, whether the producer kept up (the simulator's feed lag, no slow_consumer) and zero loss
+  (events produced == events the simulator wrote to the socket).
+Both report the producer's peak RSS (VmHWM) and CPU seconds. Target: >= 100k events/s sustained,
+peak RSS <= 150 MB.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import ProcessSampler
+from tickpipe.demo.monitor import scrape, total
+from tickpipe.demo.services import ServiceProcess
+from tickpipe.kafka import ensure_topics
+from tickpipe.local.kafka_broker import KafkaBroker
+from tickpipe.local.process import free_port
+from tickpipe_simulator.testing import SimulatorProcess
+
+TARGET_EVENTS_PER_SECOND = 100_000
+TARGET_PEAK_RSS_MB = 150.0
+CSV = "channel,symbol\nA,*\nAM,*\nT,*\nQ,*\n"
+
+
+def _producer(workdir: Path, bootstrap: str, sim: SimulatorProcess, topic: str) -> ServiceProcess:
+    csv = workdir / "subscriptions.csv"
+    csv.write_text(CSV)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(workdir)),
+        "TICKPIPE_HOME": str(workdir / ".tickpipe"),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "RAW_TOPIC": topic,
+        "POLYGON_FEED": sim.feed,
+        "POLYGON_SECURE": "false",
+        "POLYGON_API_KEY": sim.api_key,
+        "SUBSCRIPTIONS_URI": str(csv),
+        "LOG_LEVEL": "WARNING",
+    }
+    return ServiceProcess("producer", ["producer"], env, workdir / f"{topic}.log", free_port())
+
+
+def _measure(workdir: Path, bootstrap: str, sim_args: list[str], topic: str, budget: float) -> dict[str, Any]:
+    ensure_topics({"bootstrap.servers": bootstrap}, [topic], partitions=4)
+    with SimulatorProcess(workdir, *sim_args, "--wait-for-subscriber") as sim:
+        producer = _producer(workdir, bootstrap, sim, topic).start()
+        assert producer.pid is not None
+        sampler = ProcessSampler(producer.pid)
+
+        def produced() -> float:
+            return total(scrape(producer.metrics_url), "tickpipe_producer_events_produced_total")
+
+        try:
+            deadline = time.monotonic() + budget
+            first: tuple[float, float] | None = None
+            while time.monotonic() < deadline:
+                sampler.sample()
+                stats = sim.stats()
+                done = produced()
+                if first is None and done > 0:
+                    first = (time.monotonic(), done)
+                if stats["feed"]["finished"] and done >= stats["totals"]["events_sent_total"]:
+                    break
+                time.sleep(0.2)
+            finished = time.monotonic()
+            sampler.sample()
+            stats = sim.stats()
+            done = produced()
+            code = producer.stop(30)
+        finally:
+            if producer.running():
+                producer.kill()
+    sent = stats["totals"]["events_sent_total"]
+    assert first is not None, producer.tail()
+    seconds = finished - first[0]
+    statuses = [c.get("close_reason") for c in stats["connections"]]
+    return {
+        "events_sent": sent,
+        "events_produced": int(done),
+        "lost": int(sent - done),
+        "seconds": round(seconds, 2),
+        "events_per_second": round((done - first[1]) / seconds) if seconds > 0 else 0,
+        "feed_max_lag_s": stats["feed"]["max_lag_s"],
+        "close_reasons": statuses,
+        "peak_rss_mb": round(sampler.peak_rss_mb, 1),
+        "cpu_seconds": round(sampler.cpu_seconds, 1),
+        "exit_code": code,
+    }
+
+
+def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
+    rate = int(params.get("rate", "100000"))
+    seconds = int(params.get("seconds", "30"))
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        broker = None
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            broker = KafkaBroker(workdir / "kafka").start()
+            bootstrap = broker.bootstrap
+        try:
+            common = ["--symbols", "100", "--seed", "7", "--max-frame-events", "1000"]
+            ceiling = _measure(
+                workdir,
+                bootstrap,
+                [
+                    *common,
+                    "--rate",
+                    str(rate),
+                    "--speed",
+                    "0",
+                    "--session-seconds",
+                    str(max(5, seconds // 3)),
+                ],
+                "bench-ceiling",
+                300,
+            )
+            paced = _measure(
+                workdir,
+                bootstrap,
+                [*common, "--rate", str(rate), "--session-seconds", str(seconds)],
+                "bench-paced",
+                seconds + 120,
+            )
+        finally:
+            if broker is not None:
+                broker.stop()
+    result = {
+        "ceiling": ceiling,
+        "paced": paced,
+        "paced_rate_trades_quotes": rate,
+        "targets": {"events_per_second": TARGET_EVENTS_PER_SECOND, "peak_rss_mb": TARGET_PEAK_RSS_MB},
+    }
+    summary = (
+        f"producer ceiling {ceiling['events_per_second']:,} ev/s; paced {rate:,}/s for {seconds} s: "
+        f"{paced['events_per_second']:,} ev/s, lost {paced['lost']}, "
+        f"feed max lag {paced['feed_max_lag_s']} s; "
+        f"peak RSS {max(ceiling['peak_rss_mb'], paced['peak_rss_mb'])} MB "
+        f"(targets >= {TARGET_EVENTS_PER_SECOND:,} ev/s, <= {TARGET_PEAK_RSS_MB:.0f} MB)"
+    )
+    return result, summary
+
+
+if __name__ == "__main__":
+    from bench.__main__ import main
+
+    sys.exit(main(["producer", *sys.argv[1:]]))

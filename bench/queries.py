@@ -1,0 +1,145 @@
+"""TDengine's stock-ticker query shapes on 5 years x 100 symbols of 1-minute bars, in chDB.
+
+    python -m bench.queries [--folder DIR] [--runs 20]      # prints one JSON object
+
+The data (~49M rows: 100 symbols x 1260 trading days x 390 minutes) is generated inside ClickHouse
+into tickpipe's own `aggregates` table (ev = 'AM', the real schema and codecs), and the daily rollup
+`bars_1d` is filled from it the way the materialized view would. Each shape asks for daily OHLC of
+1 or 8 symbols over 1 day, 1 year or 5 years, answered two ways: scanning the minute bars, and from
+the rollup. Reference: the article's JNI-JDBC column, 5, 9, 29, 7, 60, 225 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+from tickpipe_clickhouse.connect import connect
+from tickpipe_clickhouse.migrations import migrate
+
+SYMBOLS, DAYS, MINUTES = 100, 1260, 390
+REFERENCE_MS = {"1x1d": 5, "1x1y": 9, "1x5y": 29, "8x1d": 7, "8x1y": 60, "8x5y": 225}
+DB = "bench"
+
+GENERATE = f"""
+INSERT INTO {DB}.aggregates (ev, symbol, timestamp, end_timestamp, open, high, low, close, volume, vwap)
+SELECT 'AM', concat('S', leftPad(toString(s), 3, '0')),
+       t, t + 60,
+       p, p + 0.05, p - 0.05, p + 0.01 * ((m % 7) - 3), 100 + (m * 37) % 900, p
+FROM (
+    SELECT number % {SYMBOLS} AS s, intDiv(number, {SYMBOLS}) AS m,
+           toDateTime64('2020-01-01 14:30:00', 3, 'UTC') + toIntervalDay(intDiv(m, {MINUTES}))
+               + toIntervalMinute(m % {MINUTES}) AS t,
+           round(50 + s + 10 * sin(m / 5000.0) + 0.01 * (cityHash64(number) % 100), 2) AS p
+    FROM numbers({SYMBOLS * DAYS * MINUTES})
+)
+"""
+
+ROLLUP = f"""
+INSERT INTO {DB}.bars_1d
+SELECT symbol, toStartOfDay(timestamp), argMinState(open, timestamp), max(high), min(low),
+       argMaxState(close, timestamp), sum(volume), sum(vwap * volume), 0
+FROM {DB}.aggregates GROUP BY symbol, toStartOfDay(timestamp)
+"""
+
+SCAN = """
+SELECT symbol, toDate(timestamp) AS day, argMin(open, timestamp) AS open, max(high) AS high,
+       min(low) AS low, argMax(close, timestamp) AS close, sum(volume) AS volume
+FROM aggregates
+WHERE symbol IN {symbols:Array(String)}
+    AND timestamp >= {start:DateTime64(3)} AND timestamp < {end:DateTime64(3)}
+GROUP BY symbol, day ORDER BY symbol, day
+"""
+
+FROM_ROLLUP = """
+SELECT symbol, bucket AS day, argMinMerge(open) AS open, max(high) AS high, min(low) AS low,
+       argMaxMerge(close) AS close, sum(volume) AS volume
+FROM bars_1d
+WHERE symbol IN {symbols:Array(String)}
+    AND bucket >= {start:DateTime64(3)} AND bucket < {end:DateTime64(3)}
+GROUP BY symbol, day ORDER BY symbol, day
+"""
+
+
+def shapes() -> dict[str, dict[str, Any]]:
+    one, eight = ["S042"], [f"S{i:03d}" for i in range(10, 90, 10)]
+    spans = {
+        "1d": ("2022-06-01", "2022-06-02"),
+        "1y": ("2021-01-01", "2022-01-01"),
+        "5y": ("2020-01-01", "2026-01-01"),
+    }
+    out = {}
+    for count, symbols in (("1", one), ("8", eight)):
+        for span, (start, end) in spans.items():
+            out[f"{count}x{span}"] = {
+                "symbols": symbols,
+                "start": f"{start} 00:00:00",
+                "end": f"{end} 00:00:00",
+            }
+    return out
+
+
+def timed(client: Any, sql: str, params: dict[str, Any], runs: int) -> tuple[float, float, int]:
+    client.query(sql, parameters=params)  # warm: first touch of the parts
+    samples, rows = [], 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        rows = len(client.query(sql, parameters=params).result_rows)
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples), max(samples), rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--folder", default=None, help="chDB folder (kept between runs; default: a temp dir)")
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args(argv)
+    folder = args.folder or tempfile.mkdtemp(prefix="tickpipe-bench-queries-")
+    client = connect(f"chdb://{folder}")
+    migrate(client, DB)
+    count_sql = f"SELECT count() FROM {DB}.aggregates"
+    rows = int(client.query(count_sql).result_rows[0][0])
+    result: dict[str, Any] = {"scenario": "queries", "folder": folder}
+    if rows < SYMBOLS * DAYS * MINUTES:
+        started = time.perf_counter()
+        client.command(f"TRUNCATE TABLE {DB}.aggregates")
+        client.command(GENERATE)
+        client.command(f"OPTIMIZE TABLE {DB}.aggregates FINAL")
+        client.command(ROLLUP)
+        client.command(f"OPTIMIZE TABLE {DB}.bars_1d FINAL")
+        result["generate_s"] = round(time.perf_counter() - started, 1)
+    parts = client.query(
+        "SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = {db:String} "
+        "AND table = 'aggregates' AND active",
+        parameters={"db": DB},
+    ).result_rows[0]
+    result["rows"], result["bytes_per_row"] = int(parts[0]), round(int(parts[1]) / max(1, int(parts[0])), 2)
+    client.close()
+    client = connect(f"chdb://{folder}", DB)
+    result["shapes"] = {}
+    for name, params in shapes().items():
+        scan_ms, scan_max, scan_rows = timed(client, SCAN, params, args.runs)
+        roll_ms, roll_max, roll_rows = timed(client, FROM_ROLLUP, params, args.runs)
+        reference = REFERENCE_MS[name]
+        result["shapes"][name] = {
+            "reference_ms": reference,
+            "scan_median_ms": round(scan_ms, 2),
+            "scan_max_ms": round(scan_max, 2),
+            "rollup_median_ms": round(roll_ms, 2),
+            "rollup_max_ms": round(roll_max, 2),
+            "rows": scan_rows,
+            "same_rows": scan_rows == roll_rows,
+            "rollup_speedup_vs_reference": round(reference / roll_ms, 1),
+        }
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,192 @@
+-- OHLCV bars computed on write. Each materialized view turns every inserted block of aggregates into
+-- partial aggregate states; AggregatingMergeTree merges them in the background. Read bars through the
+-- ohlcv_* views (or with argMinMerge/argMaxMerge yourself): a bucket may exist in several parts until
+-- merged. Open/close are argMin/argMax on time, so out-of-order arrival still gives the right bar.
+-- Source: the finest aggregate of each market (A = stock second, XA = crypto second, CA = forex
+-- minute); AM is skipped because it repeats the A seconds of the same minute. trades = volume /
+-- avg_size per source bar (Polygon's `z` is the average trade size of the bar).
+-- Every target sets non_replicated_deduplication_window so a replayed insert is dropped here too.
+
+CREATE TABLE IF NOT EXISTS {db}.bars_1m
+(
+    symbol LowCardinality(String),
+    bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
+    open   AggregateFunction(argMin, Float64, DateTime64(3, 'UTC')),
+    high   SimpleAggregateFunction(max, Float64),
+    low    SimpleAggregateFunction(min, Float64),
+    close  AggregateFunction(argMax, Float64, DateTime64(3, 'UTC')),
+    volume SimpleAggregateFunction(sum, Float64),
+    pv     SimpleAggregateFunction(sum, Float64),   -- sum(vwap * volume): vwap = pv / volume
+    trades SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (symbol, bucket)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.bars_1m_mv TO {db}.bars_1m AS
+SELECT
+    src.symbol AS symbol,
+    toStartOfMinute(src.timestamp) AS bucket,
+    argMinState(src.open, src.timestamp) AS open,
+    max(src.high) AS high,
+    min(src.low) AS low,
+    argMaxState(src.close, src.timestamp) AS close,
+    sum(src.volume) AS volume,
+    sum(if(src.vwap > 0, src.vwap, src.close) * src.volume) AS pv,
+    sum(toUInt64(if(src.avg_size > 0, round(src.volume / src.avg_size), 0))) AS trades
+FROM {db}.aggregates AS src
+WHERE src.ev IN ('A', 'XA', 'CA')
+GROUP BY src.symbol, bucket;
+
+CREATE VIEW IF NOT EXISTS {db}.ohlcv_1m AS
+SELECT
+    b.symbol AS symbol,
+    b.bucket AS bucket,
+    argMinMerge(b.open) AS open,
+    max(b.high) AS high,
+    min(b.low) AS low,
+    argMaxMerge(b.close) AS close,
+    sum(b.volume) AS volume,
+    if(sum(b.volume) > 0, sum(b.pv) / sum(b.volume), 0) AS vwap,
+    sum(b.trades) AS trades
+FROM {db}.bars_1m AS b
+GROUP BY b.symbol, b.bucket;
+
+CREATE TABLE IF NOT EXISTS {db}.bars_5m
+(
+    symbol LowCardinality(String),
+    bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
+    open   AggregateFunction(argMin, Float64, DateTime64(3, 'UTC')),
+    high   SimpleAggregateFunction(max, Float64),
+    low    SimpleAggregateFunction(min, Float64),
+    close  AggregateFunction(argMax, Float64, DateTime64(3, 'UTC')),
+    volume SimpleAggregateFunction(sum, Float64),
+    pv     SimpleAggregateFunction(sum, Float64),   -- sum(vwap * volume): vwap = pv / volume
+    trades SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYYYYMM(bucket)
+ORDER BY (symbol, bucket)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.bars_5m_mv TO {db}.bars_5m AS
+SELECT
+    src.symbol AS symbol,
+    toStartOfFiveMinutes(src.timestamp) AS bucket,
+    argMinState(src.open, src.timestamp) AS open,
+    max(src.high) AS high,
+    min(src.low) AS low,
+    argMaxState(src.close, src.timestamp) AS close,
+    sum(src.volume) AS volume,
+    sum(if(src.vwap > 0, src.vwap, src.close) * src.volume) AS pv,
+    sum(toUInt64(if(src.avg_size > 0, round(src.volume / src.avg_size), 0))) AS trades
+FROM {db}.aggregates AS src
+WHERE src.ev IN ('A', 'XA', 'CA')
+GROUP BY src.symbol, bucket;
+
+CREATE VIEW IF NOT EXISTS {db}.ohlcv_5m AS
+SELECT
+    b.symbol AS symbol,
+    b.bucket AS bucket,
+    argMinMerge(b.open) AS open,
+    max(b.high) AS high,
+    min(b.low) AS low,
+    argMaxMerge(b.close) AS close,
+    sum(b.volume) AS volume,
+    if(sum(b.volume) > 0, sum(b.pv) / sum(b.volume), 0) AS vwap,
+    sum(b.trades) AS trades
+FROM {db}.bars_5m AS b
+GROUP BY b.symbol, b.bucket;
+
+CREATE TABLE IF NOT EXISTS {db}.bars_1h
+(
+    symbol LowCardinality(String),
+    bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
+    open   AggregateFunction(argMin, Float64, DateTime64(3, 'UTC')),
+    high   SimpleAggregateFunction(max, Float64),
+    low    SimpleAggregateFunction(min, Float64),
+    close  AggregateFunction(argMax, Float64, DateTime64(3, 'UTC')),
+    volume SimpleAggregateFunction(sum, Float64),
+    pv     SimpleAggregateFunction(sum, Float64),   -- sum(vwap * volume): vwap = pv / volume
+    trades SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYear(bucket)
+ORDER BY (symbol, bucket)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.bars_1h_mv TO {db}.bars_1h AS
+SELECT
+    src.symbol AS symbol,
+    toStartOfHour(src.timestamp) AS bucket,
+    argMinState(src.open, src.timestamp) AS open,
+    max(src.high) AS high,
+    min(src.low) AS low,
+    argMaxState(src.close, src.timestamp) AS close,
+    sum(src.volume) AS volume,
+    sum(if(src.vwap > 0, src.vwap, src.close) * src.volume) AS pv,
+    sum(toUInt64(if(src.avg_size > 0, round(src.volume / src.avg_size), 0))) AS trades
+FROM {db}.aggregates AS src
+WHERE src.ev IN ('A', 'XA', 'CA')
+GROUP BY src.symbol, bucket;
+
+CREATE VIEW IF NOT EXISTS {db}.ohlcv_1h AS
+SELECT
+    b.symbol AS symbol,
+    b.bucket AS bucket,
+    argMinMerge(b.open) AS open,
+    max(b.high) AS high,
+    min(b.low) AS low,
+    argMaxMerge(b.close) AS close,
+    sum(b.volume) AS volume,
+    if(sum(b.volume) > 0, sum(b.pv) / sum(b.volume), 0) AS vwap,
+    sum(b.trades) AS trades
+FROM {db}.bars_1h AS b
+GROUP BY b.symbol, b.bucket;
+
+CREATE TABLE IF NOT EXISTS {db}.bars_1d
+(
+    symbol LowCardinality(String),
+    bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
+    open   AggregateFunction(argMin, Float64, DateTime64(3, 'UTC')),
+    high   SimpleAggregateFunction(max, Float64),
+    low    SimpleAggregateFunction(min, Float64),
+    close  AggregateFunction(argMax, Float64, DateTime64(3, 'UTC')),
+    volume SimpleAggregateFunction(sum, Float64),
+    pv     SimpleAggregateFunction(sum, Float64),   -- sum(vwap * volume): vwap = pv / volume
+    trades SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = AggregatingMergeTree
+PARTITION BY toYear(bucket)
+ORDER BY (symbol, bucket)
+SETTINGS non_replicated_deduplication_window = 10000;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.bars_1d_mv TO {db}.bars_1d AS
+SELECT
+    src.symbol AS symbol,
+    toStartOfDay(src.timestamp) AS bucket,
+    argMinState(src.open, src.timestamp) AS open,
+    max(src.high) AS high,
+    min(src.low) AS low,
+    argMaxState(src.close, src.timestamp) AS close,
+    sum(src.volume) AS volume,
+    sum(if(src.vwap > 0, src.vwap, src.close) * src.volume) AS pv,
+    sum(toUInt64(if(src.avg_size > 0, round(src.volume / src.avg_size), 0))) AS trades
+FROM {db}.aggregates AS src
+WHERE src.ev IN ('A', 'XA', 'CA')
+GROUP BY src.symbol, bucket;
+
+CREATE VIEW IF NOT EXISTS {db}.ohlcv_1d AS
+SELECT
+    b.symbol AS symbol,
+    b.bucket AS bucket,
+    argMinMerge(b.open) AS open,
+    max(b.high) AS high,
+    min(b.low) AS low,
+    argMaxMerge(b.close) AS close,
+    sum(b.volume) AS volume,
+    if(sum(b.volume) > 0, sum(b.pv) / sum(b.volume), 0) AS vwap,
+    sum(b.trades) AS trades
+FROM {db}.bars_1d AS b
+GROUP BY b.symbol, b.bucket;

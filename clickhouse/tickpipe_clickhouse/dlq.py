@@ -1,0 +1,73 @@
+"""The sink DLQ (`<FILTERED_TOPIC>.dlq`): rows ClickHouse rejected, with the reason.
+
+Same record shape as every tickpipe DLQ (docs/architecture.md): the original key, value and headers,
+plus `tp.dlq.reason`, `tp.dlq.detail`, `tp.source.topic`, `tp.source.partition`, `tp.source.offset`.
+Delivery is at least once: a crash between DLQ delivery and the offset commit repeats the record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from tickpipe_clickhouse.batching import HeaderValue
+from tickpipe_clickhouse.writer import Rejected
+
+
+class DlqError(RuntimeError):
+    """The DLQ did not acknowledge a record; offsets must not be committed."""
+
+
+def dlq_headers(rejected: Rejected) -> list[tuple[str, HeaderValue]]:
+    record = rejected.record
+    original = record.headers() or []
+    pairs = list(original.items()) if isinstance(original, dict) else list(original)
+    headers = [(k, v) for k, v in pairs if not k.startswith(("tp.dlq.", "tp.source."))]
+    headers += [
+        ("tp.dlq.reason", rejected.reason.encode()),
+        ("tp.dlq.detail", rejected.detail.encode()),
+        ("tp.source.topic", (record.topic() or "").encode()),
+        ("tp.source.partition", str(record.partition()).encode()),
+        ("tp.source.offset", str(record.offset()).encode()),
+    ]
+    return headers
+
+
+class DeadLetters:
+    """Sends rejected rows and waits for the broker's acknowledgement before the sink commits."""
+
+    def __init__(self, config: dict[str, str], topic: str):
+        self.topic = topic
+        self._producer = Producer({**config, "enable.idempotence": "true", "linger.ms": "20"})
+        self._errors: list[str] = []
+
+    def send(self, rejected: Rejected) -> None:
+        record = rejected.record
+        self._producer.produce(
+            self.topic,
+            key=record.key(),
+            value=record.value(),
+            headers=dlq_headers(rejected),
+            on_delivery=self._delivered,
+        )
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 30.0) -> None:
+        remaining = self._producer.flush(timeout)
+        errors, self._errors = self._errors, []
+        if remaining or errors:
+            raise DlqError(f"DLQ {self.topic}: {remaining} undelivered, errors: {errors[:3]}")
+
+    def _delivered(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._errors.append(str(error))
+
+    def close(self) -> None:
+        self._producer.flush(10)
+
+    def __enter__(self) -> DeadLetters:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,68 @@
+"""Settings of the sink, `tickpipe migrate` and `tickpipe query` (each also a CLI flag).
+
+CLICKHOUSE_DSN may carry a password (`https://user:pass@host:8443/db`), so it is a SecretStr: it is
+masked wherever settings are printed, and errors name the host, never the password.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, field_validator
+
+from tickpipe.config import BaseServiceSettings
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ClickHouseSettings(BaseServiceSettings):
+    """Where ClickHouse is: a server over HTTP(S) or the embedded chDB engine in a local folder."""
+
+    clickhouse_dsn: SecretStr = Field(
+        SecretStr("chdb://./data/clickhouse"),
+        description="chdb://PATH (embedded, a folder) or http(s)://user:pass@host:8123/db",
+    )
+    clickhouse_database: str = Field("tickpipe", description="database holding tickpipe's tables")
+
+    @field_validator("clickhouse_dsn")
+    @classmethod
+    def _known_scheme(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().partition("://")[0].lower()
+        if scheme not in ("chdb", "http", "https"):
+            raise ValueError(f"scheme must be chdb://, http:// or https:// (got {scheme or 'none'!r})")
+        return value
+
+    @field_validator("clickhouse_database")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError("must be letters, digits and underscores, not starting with a digit")
+        return value
+
+
+class SinkSettings(ClickHouseSettings):
+    """`tickpipe sink`: FILTERED_TOPIC -> ClickHouse, exactly once."""
+
+    metrics_port: int = Field(9103, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off")
+    sink_group_id: str = Field("tickpipe-sink", min_length=1, description="Kafka consumer group")
+    sink_instance_id: str | None = Field(
+        None, description="Kafka static membership (group.instance.id): a restart rejoins without a rebalance"
+    )
+    sink_batch_rows: int = Field(50_000, ge=1, description="flush when this many rows are buffered")
+    sink_batch_bytes: int = Field(32 * 1024 * 1024, ge=1, description="flush at this many buffered bytes")
+    sink_batch_seconds: float = Field(
+        0.5, gt=0, le=60, description="flush when the oldest buffered row is this old"
+    )
+    sink_dlq_topic: str | None = Field(
+        None, description="rows ClickHouse rejects; default <FILTERED_TOPIC>.dlq"
+    )
+    sink_retry_max_seconds: float = Field(30.0, gt=0, description="longest back-off between write retries")
+    sink_query_port: int = Field(
+        0, ge=0, le=65535, description="chDB mode: loopback port of the read-only query endpoint; 0 = any"
+    )
+    raw_ttl_days: int = Field(0, ge=0, description="drop raw rows older than this many days; 0 = keep all")
+
+    def dlq(self) -> str:
+        from tickpipe.kafka import dlq_topic
+
+        return self.sink_dlq_topic or dlq_topic(self.filtered_topic)

@@ -1,0 +1,138 @@
+"""The writer boundary: one batch in, one deduplicated ClickHouse insert out, bad rows isolated.
+
+Fast path: the records' JSON values go to ClickHouse as they are (JSONEachRow) into the `ingest`
+table, whose materialized views route rows by `ev`; parsing happens in ClickHouse's C++ code, not
+in Python (measured about 3x faster than building columns in Python; see docs/clickhouse.md).
+If ClickHouse rejects the data, the batch is halved and each half inserted with a derived token
+(`TOKEN/0`, `TOKEN/1`, ...) until every rejected row stands alone; those rows are returned for the
+sink DLQ with ClickHouse's reason. The halving depends only on the rows, so a replay after a crash
+repeats it exactly and ClickHouse drops the halves it already has.
+
+Anything else (network, server down, TOO_MANY_PARTS, timeouts) raises TransientWriteError; the sink
+retries the same batch with the same token, so a write that succeeded but whose answer was lost is
+deduplicated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tickpipe_clickhouse.batching import Batch, Record
+
+# ClickHouse error codes that mean "this data cannot be stored", not "try again later".
+DATA_ERROR_CODES = {
+    6,  # CANNOT_PARSE_TEXT
+    26,  # CANNOT_PARSE_QUOTED_STRING
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    32,  # ATTEMPT_TO_READ_AFTER_EOF
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    53,  # TYPE_MISMATCH
+    69,  # ARGUMENT_OUT_OF_BOUND
+    70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    407,  # DECIMAL_OVERFLOW
+    469,  # VIOLATED_CONSTRAINT
+    691,  # UNKNOWN_ELEMENT_OF_ENUM
+}
+_REASONS = {469: "constraint_violated", 691: "unknown_ev"}
+_CODE = re.compile(r"Code: (\d+)")
+_NOISE = re.compile(r"\s*\((in file/uri|version) [^)]*\)|: While executing.*$", re.DOTALL)
+
+
+class TransientWriteError(Exception):
+    """The write may succeed if repeated (same batch, same token)."""
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A row ClickHouse will not store, with a short reason code and ClickHouse's words."""
+
+    record: Record
+    reason: str
+    detail: str
+
+
+class Writer(Protocol):
+    def write(self, batch: Batch) -> list[Rejected]:
+        """Insert `batch` exactly once; return the rows rejected; raise TransientWriteError to retry."""
+        ...
+
+
+def error_code(exc: BaseException) -> int | None:
+    match = _CODE.search(str(exc))
+    return int(match.group(1)) if match else None
+
+
+def is_data_error(exc: BaseException) -> bool:
+    return error_code(exc) in DATA_ERROR_CODES
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """(reason code, one-line detail) for a rejected row."""
+    code = error_code(exc)
+    reason = _REASONS.get(code or 0, "clickhouse_rejected")
+    text = str(exc).split("DB::Exception: ")[-1]
+    detail = " ".join(_NOISE.sub("", text).split())[:400]
+    return reason, f"ClickHouse code {code}: {detail}"
+
+
+class ClickHouseWriter:
+    """Writes batches into `<database>.ingest` through any clickhouse-connect client."""
+
+    def __init__(self, client: Any, database: str):
+        self.client = client
+        self.table = f"`{database}`.ingest"
+        self.inserts = 0  # ClickHouse inserts issued (for metrics and tests)
+
+    def write(self, batch: Batch) -> list[Rejected]:
+        rejected: list[Rejected] = []
+        rows: list[tuple[Record, bytes]] = []
+        for record in batch.records:
+            value = record.value()
+            if not value:
+                rejected.append(Rejected(record, "empty_value", "the record has no value"))
+            elif b"\n" in value:
+                rejected.append(Rejected(record, "malformed_json", "the value spans several lines"))
+            else:
+                rows.append((record, value))
+        if rows:
+            self._insert_isolating(rows, batch.token, rejected)
+        return rejected
+
+    def _insert_isolating(self, rows: list[tuple[Record, bytes]], token: str, out: list[Rejected]) -> None:
+        try:
+            self._insert([value for _, value in rows], token)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise TransientWriteError(f"insert {token} failed: {describe(exc)[1]}") from exc
+            if len(rows) == 1:
+                reason, detail = describe(exc)
+                out.append(Rejected(rows[0][0], reason, detail))
+                return
+            middle = len(rows) // 2
+            self._insert_isolating(rows[:middle], f"{token}/0", out)
+            self._insert_isolating(rows[middle:], f"{token}/1", out)
+
+    def _insert(self, values: list[bytes], token: str) -> None:
+        self.inserts += 1
+        self.client.raw_insert(
+            self.table,
+            None,
+            insert_block=b"\n".join(values),
+            fmt="JSONEachRow",
+            settings={
+                "insert_deduplicate": 1,
+                "insert_deduplication_token": token,
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+                "input_format_skip_unknown_fields": 1,
+                "input_format_null_as_default": 1,
+                "async_insert": 0,
+            },
+        )

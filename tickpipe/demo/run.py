@@ -1,0 +1,266 @@
+"""`tickpipe demo`: the local stack, migrations, then producer, processor and sink as separate
+processes exactly as in production, with live progress, until Ctrl-C or `--duration`.
+
+Stopping is ordered so that nothing in flight is lost and the final counts agree stage by stage:
+the simulator stops emitting, the producer drains what it read, then the processor and the sink
+stop once their consumer lag is zero. The summary (`.tickpipe/demo-summary.json`) records every
+stage's count, and `tickpipe report` prints the analytics and draws the chart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from tickpipe.demo.monitor import KafkaWatcher, scrape, total
+from tickpipe.demo.progress import Snapshot, render, snapshot
+from tickpipe.demo.services import ServiceProcess, wait_until
+from tickpipe.demo.simulator_control import events_sent, quiesce
+from tickpipe.kafka import dlq_topic, ensure_topics
+from tickpipe.local import stack
+from tickpipe.local.process import free_port
+from tickpipe.paths import home
+
+log = logging.getLogger(__name__)
+
+PROCESSOR_GROUP = "tickpipe-processor"
+SINK_GROUP = "tickpipe-sink"
+
+
+@dataclass
+class DemoOptions:
+    duration: float | None = None  # seconds; None = until Ctrl-C
+    live: bool = False  # POLYGON_API_KEY was set by the user: stream the real feed
+    poll_seconds: float = 5.0  # the demo checks the subscriptions CSV this often
+    interactive: bool = True  # redraw progress in place (a terminal); else print a line now and then
+    report: bool = True
+
+
+def summary_path() -> Path:
+    return home() / "demo-summary.json"
+
+
+def run_demo(options: DemoOptions) -> int:
+    already_running = {part.name for part in stack.status() if part.running}
+    settings = stack.up(with_simulator=not options.live)
+    try:
+        return _run_services(options, settings)
+    finally:
+        started = {"kafka", "s3", "simulator"} - already_running
+        if started:
+            stack.down()
+            print(f"stopped the local stack parts this demo started: {', '.join(sorted(started))}")
+
+
+def _run_services(options: DemoOptions, settings: dict[str, str]) -> int:
+    env = _service_env(settings, options)
+    raw, filtered = env["RAW_TOPIC"], env["FILTERED_TOPIC"]
+    kafka = {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
+    ensure_topics(kafka, [raw, filtered, dlq_topic(raw), dlq_topic(filtered)])
+    logs = home() / "logs"
+    services = {
+        name: ServiceProcess(name, [name], env, logs / f"{name}.log", free_port())
+        for name in ("sink", "processor", "producer")  # consumers first: nothing waits on a rebalance later
+    }
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    codes: dict[str, int | None] = {}
+    final: Snapshot | None = None
+    try:
+        if not _migrate(env, logs):
+            return 1
+        for service in services.values():
+            service.start()
+        if not _wait_healthy(services, stop):
+            return 1
+        _print_banner(settings, options, services)
+        _watch(services, env, options, stop)
+        codes, final = _stop_in_order(services, env, options)
+    finally:
+        for service in services.values():
+            if service.running():
+                codes[service.name] = service.stop(10)
+        signal.signal(signal.SIGINT, previous)
+    summary = _final_summary(options, env, codes, final)
+    summary_path().write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\nstopped: {', '.join(f'{name} (exit {code})' for name, code in codes.items())}")
+    if options.report:
+        from tickpipe.demo.report import print_report
+
+        print_report(env["CLICKHOUSE_DSN"])
+    print(f"summary: {summary_path()}")
+    return 0 if codes and all(code == 0 for code in codes.values()) else 1
+
+
+def _service_env(settings: dict[str, str], options: DemoOptions) -> dict[str, str]:
+    env = {**os.environ, **settings}
+    env.setdefault("RAW_TOPIC", "polygon_stream_aggregates")
+    env.setdefault("FILTERED_TOPIC", "custom_filtered_stock_data_topic")
+    env["SUBSCRIPTIONS_POLL_SECONDS"] = str(options.poll_seconds)
+    env["PROCESSOR_GROUP_ID"] = PROCESSOR_GROUP
+    env["SINK_GROUP_ID"] = SINK_GROUP
+    if options.live:
+        env["POLYGON_API_KEY"] = os.environ["POLYGON_API_KEY"]
+        for key in ("POLYGON_FEED", "POLYGON_SECURE"):
+            env.pop(key, None)
+            if key in os.environ:
+                env[key] = os.environ[key]
+    return env
+
+
+def _migrate(env: dict[str, str], logs: Path) -> bool:
+    migrate = ServiceProcess("migrate", ["migrate"], env, logs / "migrate.log", 0).start()
+    assert migrate.process is not None
+    code = migrate.process.wait(120)
+    if code != 0:
+        print(f"migrations failed (exit {code}):\n{migrate.tail()}", file=sys.stderr)
+    return code == 0
+
+
+def _wait_healthy(services: dict[str, ServiceProcess], stop: threading.Event) -> bool:
+    for service in services.values():
+        healthy = wait_until(
+            lambda s=service: stop.is_set() or not s.running() or bool(scrape(s.metrics_url)), 90
+        )
+        if stop.is_set():
+            return False
+        if not healthy or not service.running():
+            print(
+                f"{service.name} did not start (exit {service.returncode()}):\n{service.tail()}",
+                file=sys.stderr,
+            )
+            return False
+    return True
+
+
+def _print_banner(
+    settings: dict[str, str], options: DemoOptions, services: dict[str, ServiceProcess]
+) -> None:
+    feed = "the live Polygon feed" if options.live else f"the simulator at {settings.get('POLYGON_FEED')}"
+    ports = ", ".join(f"{name} :{service.metrics_port}" for name, service in services.items())
+    lines = [
+        f"tickpipe demo: {feed} -> Kafka -> processor -> Kafka -> ClickHouse ({settings['CLICKHOUSE_DSN']})",
+        f"logs: {home() / 'logs'}   metrics and /healthz: {ports}",
+        "query from another terminal:",
+        '    .venv/bin/tickpipe query "SELECT symbol, count() FROM trades GROUP BY symbol ORDER BY 2 DESC"',
+        f"change the symbols (the producer follows within {options.poll_seconds:.0f} s, no restart):",
+        "    cp producer/subscriptions.example.csv my.csv   # edit my.csv, then:",
+        "    .venv/bin/tickpipe subscriptions push my.csv   # validates it, then uploads it to",
+        f"    {settings['SUBSCRIPTIONS_URI']}",
+        "stop with Ctrl-C",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _watch(
+    services: dict[str, ServiceProcess], env: dict[str, str], options: DemoOptions, stop: threading.Event
+) -> None:
+    from tickpipe.demo.report import latest_prices, queryable_rows
+
+    watcher = KafkaWatcher(env["KAFKA_BOOTSTRAP_SERVERS"])
+    deadline = time.monotonic() + options.duration if options.duration else None
+    before: Snapshot | None = None
+    last_print = 0.0
+    drawn = 0
+    try:
+        while not stop.wait(1.0):
+            if deadline and time.monotonic() >= deadline:
+                break
+            crashed = [s for s in services.values() if not s.running()]
+            if crashed:
+                for service in crashed:
+                    print(
+                        f"\n{service.name} exited with {service.returncode()}:\n{service.tail()}",
+                        file=sys.stderr,
+                    )
+                break
+            now = snapshot(
+                *(scrape(services[name].metrics_url) for name in ("producer", "processor", "sink"))
+            )
+            now.raw_lag = _safe(lambda: watcher.lag(PROCESSOR_GROUP, [env["RAW_TOPIC"]]))
+            now.filtered_lag = _safe(lambda: watcher.lag(SINK_GROUP, [env["FILTERED_TOPIC"]]))
+            if options.interactive:
+                text = render(
+                    now, before, queryable_rows(env["CLICKHOUSE_DSN"]), latest_prices(env["CLICKHOUSE_DSN"])
+                )
+                sys.stdout.write(("\x1b[F\x1b[2K" * drawn) + text + "\n")
+                sys.stdout.flush()
+                drawn = text.count("\n") + 1
+            elif time.monotonic() - last_print >= 5:
+                print(render(now, before, queryable_rows(env["CLICKHOUSE_DSN"]), []), flush=True)
+                last_print = time.monotonic()
+            before = now
+    finally:
+        watcher.close()
+
+
+def _stop_in_order(
+    services: dict[str, ServiceProcess], env: dict[str, str], options: DemoOptions
+) -> tuple[dict[str, int | None], Snapshot]:
+    """Stop each stage once it has caught up; returns exit codes and the final counters."""
+    codes: dict[str, int | None] = {}
+    print("\nstopping: the feed first, then each stage once it has caught up ...", flush=True)
+    if not options.live:
+        quiesce(env["POLYGON_FEED"])
+        wait_until(lambda: _producer_caught_up(services["producer"], env), 30)
+    producer_final = scrape(services["producer"].metrics_url)
+    codes["producer"] = services["producer"].stop(30)
+    watcher = KafkaWatcher(env["KAFKA_BOOTSTRAP_SERVERS"])
+    try:
+        wait_until(lambda: watcher.lag(PROCESSOR_GROUP, [env["RAW_TOPIC"]]) == 0, 60)
+        processor_final = scrape(services["processor"].metrics_url)
+        codes["processor"] = services["processor"].stop(30)
+        wait_until(lambda: watcher.lag(SINK_GROUP, [env["FILTERED_TOPIC"]]) == 0, 60)
+        sink_final = scrape(services["sink"].metrics_url)
+        codes["sink"] = services["sink"].stop(30)
+    finally:
+        watcher.close()
+    return codes, snapshot(producer_final, processor_final, sink_final)
+
+
+def _producer_caught_up(producer: ServiceProcess, env: dict[str, str]) -> bool:
+    """Everything the simulator sent has been read and handed to Kafka."""
+    sent = events_sent(env["POLYGON_FEED"])
+    metrics = scrape(producer.metrics_url)
+    received = snapshot(metrics, {}, {}).received
+    queued = total(metrics, "tickpipe_producer_queue_bytes")
+    return sent is not None and received >= sent and queued == 0
+
+
+def _final_summary(
+    options: DemoOptions, env: dict[str, str], codes: dict[str, int | None], final: Snapshot | None
+) -> dict[str, Any]:
+    from tickpipe.demo.report import table_counts
+
+    summary: dict[str, Any] = {"exit_codes": codes, "options": asdict(options)}
+    if not options.live:
+        summary["simulator_sent"] = events_sent(env["POLYGON_FEED"])
+    if final is not None:
+        summary["stages"] = {
+            "producer_produced": final.produced,
+            "processor_in": final.processed_in,
+            "processor_out": final.processed_out,
+            "processor_dlq": sum(final.dlq.values()),
+            "processor_filtered": sum(final.filtered.values()),
+            "sink_rows": final.sunk,
+            "sink_dlq": final.sink_dlq,
+        }
+    summary["clickhouse_rows"] = table_counts(env["CLICKHOUSE_DSN"])
+    return summary
+
+
+def _safe(call: Any) -> Any:
+    try:
+        return call()
+    except Exception:
+        return None
