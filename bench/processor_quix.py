@@ -14,14 +14,14 @@ from typing import Any
 
 from quixstreams import Application
 from quixstreams.models.serializers import SerializationContext, Serializer
+
+from tickpipe.kafka import dlq_topic
 from tickpipe_processor.batch import RECEIVED_HEADER
 from tickpipe_processor.dead_letters import dead_letter_headers
 from tickpipe_processor.events import encode, parse
 from tickpipe_processor.filters import PartitionMemory, RuleFilter
 from tickpipe_processor.invalid import Invalid
 from tickpipe_processor.rules import load_rules
-
-from tickpipe.kafka import dlq_topic
 
 
 class PairValue(Serializer):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
 from tickpipe_processor.batch import BatchStep
 from tickpipe_processor.filters import RuleFilter
 from tickpipe_processor.rules import parse_rules

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from tickpipe_processor.events import EVENT_KINDS, encode, parse
 from tickpipe_processor.invalid import Invalid
 

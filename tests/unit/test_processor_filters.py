@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+
 from tickpipe_processor.events import Event, RawEvent, parse
 from tickpipe_processor.filters import PartitionMemory, RuleFilter
 from tickpipe_processor.rules import parse_rules

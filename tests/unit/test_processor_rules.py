@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tickpipe_processor.rules import DEFAULT_RULES, RulesError, load_rules, parse_rules
 
 from tickpipe.cli import main
 from tickpipe.paths import repo_root
+from tickpipe_processor.rules import DEFAULT_RULES, RulesError, load_rules, parse_rules
 
 EXAMPLE = repo_root() / "processor" / "filter-rules.example.yaml"
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tickpipe_processor.loop import consumer_config, producer_config
-from tickpipe_processor.settings import ProcessorSettings
 
 from tickpipe.config import ConfigError, load_settings
+from tickpipe_processor.loop import consumer_config, producer_config
+from tickpipe_processor.settings import ProcessorSettings
 
 
 def test_defaults_match_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
