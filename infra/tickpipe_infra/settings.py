@@ -29,7 +29,7 @@ KAFKA_AUTH_MODES: dict[str, tuple[str, str | None]] = {
 DEFAULT_METRICS = {
     "processorLagMetric": "tickpipe_processor_consumer_lag",
     "sinkLagMetric": "tickpipe_sink_consumer_lag",
-    "processorDlqMetric": "tickpipe_processor_dlq_messages_total",
+    "processorDlqMetric": "tickpipe_processor_dead_letters_total",
     "sinkDlqMetric": "tickpipe_sink_dlq_rows_total",
 }
 

@@ -26,7 +26,7 @@ class ProcessorMetrics:
             registry=r,
         )  # fmt: skip
         self.lag = Gauge(
-            "tickpipe_processor_lag_messages",
+            "tickpipe_processor_consumer_lag",
             "messages behind the partition's end",
             ["partition"],
             registry=r,

@@ -139,7 +139,7 @@ def test_rules_from_s3_dlq_reasons_and_metrics(
                 assert proc.metric("tickpipe_processor_dead_letters_total", reason=reason) == 1, reason
         wait_for(
             lambda: all(
-                proc.metric("tickpipe_processor_lag_messages", partition=str(p)) == 0 for p in range(4)
+                proc.metric("tickpipe_processor_consumer_lag", partition=str(p)) == 0 for p in range(4)
             ),
             "lag of every partition reported as 0",
             timeout=30,
