@@ -2,11 +2,11 @@
 
 Each raw kind is a msgspec Struct whose attributes carry the *output* names in output order and
 whose `rename` maps them to Polygon's keys, with types and bounds declared (`NonNegative`...).
-One `msgspec` decode then parses, type-checks, range-checks and names the offending field in C,
-about three times faster than `orjson.loads` plus Python checks (measured: bench/processor.py).
-Normalising is then a re-pack of the same values into the output Struct, whose encoding gives
-the contract's field names (docs/architecture.md, FILTERED_TOPIC). Structs are created with
-`gc=False`: they hold no cycles, and the cycle collector need not scan millions of them.
+One `msgspec` decode then parses, type-checks, range-checks and names the offending field in C.
+Normalising is a re-pack of the same values into the output Struct (output.py), whose encoding
+gives the contract's field names (docs/architecture.md, FILTERED_TOPIC). Measured here: ~4 µs per
+message for decode + validate + normalise + encode, against ~13 µs for `orjson.loads`, Python
+checks and `orjson.dumps`. Structs are created with `gc=False`: they hold no cycles.
 
 Unknown extra keys are ignored (Polygon adds fields from time to time); `Q`'s indicators `i` and
 crypto's receive time `r` are dropped as the contract says.
@@ -15,16 +15,14 @@ crypto's receive time `r` are dropped as the contract says.
 from __future__ import annotations
 
 from collections.abc import Callable
-from operator import attrgetter
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, ClassVar, Union
 
 import msgspec
 from msgspec import Meta, Struct
 from msgspec.structs import astuple
 
 from tickpipe_processor.invalid import Invalid, from_msgspec_error
-
-Family = Literal["aggregate", "trade", "quote"]
+from tickpipe_processor.output import Aggregate, Event, Family, Quote, Trade
 
 Symbol = Annotated[str, Meta(min_length=1)]
 Millis = Annotated[int, Meta(ge=0)]
@@ -32,61 +30,6 @@ Code = Annotated[int, Meta(ge=0)]  # exchange ids, tapes, sequence numbers
 NonNegative = Annotated[int, Meta(ge=0)] | Annotated[float, Meta(ge=0)]
 Price = Annotated[float, Meta(ge=0)]  # integers become floats: one JSON type per price field
 Conditions = list[Annotated[int, Meta(ge=0)]]
-
-# --- the normalised output (one Struct per family; `ev` first, `received_ns` last) ---------------
-
-
-class Aggregate(Struct, gc=False):
-    ev: str
-    symbol: str
-    start_ms: int
-    end_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    vwap: float | None
-    day_volume: float | None
-    day_open: float | None
-    day_vwap: float | None
-    avg_size: float | None
-    otc: bool | None
-    received_ns: int | None
-
-
-class Trade(Struct, gc=False):
-    ev: str
-    symbol: str
-    ts_ms: int
-    price: float
-    size: float
-    exchange: int | None
-    trade_id: str | None
-    tape: int | None
-    conditions: list[int] | None
-    sequence: int | None
-    received_ns: int | None
-
-
-class Quote(Struct, gc=False):
-    ev: str
-    symbol: str
-    ts_ms: int
-    bid_price: float
-    bid_size: float
-    bid_exchange: int | None
-    ask_price: float
-    ask_size: float
-    ask_exchange: int | None
-    conditions: list[int] | None
-    tape: int | None
-    sequence: int | None
-    received_ns: int | None
-
-
-Event = Aggregate | Trade | Quote
-
 
 # --- the raw kinds (attributes in output order, renamed to Polygon's keys) ----------------------
 
@@ -294,17 +237,6 @@ RAW_KINDS: tuple[type[RawEvent], ...] = (
     ForexAggregate,
 )  # fmt: skip
 EVENT_KINDS: tuple[str, ...] = tuple(kind.EV for kind in RAW_KINDS)
-
-# What the rules read from each family: event time, the price and the volume (None for quotes).
-EVENT_TIME: dict[Family, Callable[[Any], int]] = {
-    "aggregate": attrgetter("start_ms"), "trade": attrgetter("ts_ms"), "quote": attrgetter("ts_ms"),
-}  # fmt: skip
-PRICE: dict[Family, Callable[[Any], float]] = {
-    "aggregate": attrgetter("close"), "trade": attrgetter("price"), "quote": attrgetter("bid_price"),
-}  # fmt: skip
-VOLUME: dict[Family, Callable[[Any], float] | None] = {
-    "aggregate": attrgetter("volume"), "trade": attrgetter("size"), "quote": None,
-}  # fmt: skip
 
 decode = msgspec.json.Decoder(Union[RAW_KINDS]).decode  # noqa: UP007  (a union of every raw kind)
 DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)

@@ -16,16 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tickpipe_processor.events import (
-    EVENT_KINDS,
-    EVENT_TIME,
-    PRICE,
-    RAW_KINDS,
-    VOLUME,
-    Event,
-    Family,
-    RawEvent,
-)
+from tickpipe_processor.events import EVENT_KINDS, RAW_KINDS, RawEvent
+from tickpipe_processor.output import EVENT_TIME, PRICE, VOLUME, Event, Family
 from tickpipe_processor.rules import Rules
 from tickpipe_processor.sessions import SessionClock
 

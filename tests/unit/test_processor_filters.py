@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from tickpipe_processor.events import Event, RawEvent, parse
+from tickpipe_processor.events import RawEvent, parse
 from tickpipe_processor.filters import PartitionMemory, RuleFilter
+from tickpipe_processor.output import Event
 from tickpipe_processor.rules import parse_rules
 from tickpipe_processor.sessions import SessionClock, in_session
 
