@@ -109,6 +109,14 @@ def fetch_jars() -> Path:
     return lib
 
 
+def _cluster_id() -> str:
+    """A random KRaft cluster id (base64 of a UUID) that cannot be mistaken for an option ("-...")."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _java() -> str:
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "java").exists():
@@ -185,7 +193,7 @@ class KafkaBroker:
     def _format_storage(self, lib: Path, config: Path) -> None:
         if (self.workdir / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = _cluster_id()
         result = subprocess.run(
             [
                 _java(),
