@@ -51,5 +51,5 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Chatty libraries stay at WARNING unless we debug.
-    for name in ("botocore", "boto3", "urllib3", "websockets", "WebSocketClient", "s3transfer"):
+    for name in ("botocore", "boto3", "urllib3", "websockets", "WebSocketClient", "s3transfer", "matplotlib"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))

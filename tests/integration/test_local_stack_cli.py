@@ -60,4 +60,5 @@ def test_up_status_reuse_down(tmp_path: Path) -> None:
     assert down.returncode == 0, down.stderr
     assert all(not pid_alive(pid) for pid in pids.values())
     assert _tickpipe(home, "status").returncode == 1
-    assert not (home / "local.env").exists()
+    left = read_env_file(home / "local.env") if (home / "local.env").exists() else {}
+    assert set(left) <= {"CLICKHOUSE_DSN"}, "only the embedded ClickHouse outlives `down`"

@@ -23,7 +23,7 @@ from typing import Any
 from tickpipe.demo.monitor import KafkaWatcher, scrape, total
 from tickpipe.demo.progress import Snapshot, render, snapshot
 from tickpipe.demo.services import ServiceProcess, wait_until
-from tickpipe.demo.simulator_control import events_sent, quiesce
+from tickpipe.demo.simulator_control import events_sent, quiesce, simulator_stats
 from tickpipe.kafka import dlq_topic, ensure_topics
 from tickpipe.local import stack
 from tickpipe.local.process import free_port
@@ -245,6 +245,7 @@ def _final_summary(
     summary: dict[str, Any] = {"exit_codes": codes, "options": asdict(options)}
     if not options.live:
         summary["simulator_sent"] = events_sent(env["POLYGON_FEED"])
+        summary["simulator_stats"] = simulator_stats(env["POLYGON_FEED"])
     if final is not None:
         summary["stages"] = {
             "producer_produced": final.produced,

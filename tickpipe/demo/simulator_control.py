@@ -25,6 +25,14 @@ def _call(feed: str, path: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read())
 
 
+def simulator_stats(feed: str) -> dict[str, Any] | None:
+    """The simulator's whole `/_sim/stats` answer (the spec, and what each connection was sent)."""
+    try:
+        return dict(_call(feed, "/_sim/stats"))
+    except OSError:
+        return None
+
+
 def events_sent(feed: str) -> int | None:
     """Events the simulator wrote to all its connections so far; None if it does not answer."""
     try:

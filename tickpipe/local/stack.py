@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import json
 import logging
+import os
 import secrets
 import shutil
 import sys
@@ -126,19 +127,11 @@ def _reusable_port(entry: dict[str, Any] | None, key: str) -> int:
 def _start_simulator(root: Path, port: int) -> dict[str, Any]:
     key = "local-" + secrets.token_hex(8)
     log_file = root / "simulator.log"
-    command = [
-        sys.executable,
-        "-m",
-        "tickpipe",
-        "simulate",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--api-keys",
-        key,
-    ]
-    process = spawn(command, log_file)
+    command = [sys.executable, "-m", "tickpipe", "simulate", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--api-keys", key]
+    env = dict(os.environ)
+    env.setdefault("SIMULATOR_RATE", "2000")  # trades+quotes/s; any SIMULATOR_* variable tunes it
+    process = spawn(command, log_file, env=env)
     wait_until(
         lambda: port_open("127.0.0.1", port),
         f"Polygon simulator on 127.0.0.1:{port}",
@@ -237,4 +230,8 @@ def down(purge: bool = False) -> list[str]:
     if purge:
         for folder in ("kafka", "s3", "clickhouse"):
             shutil.rmtree(home() / folder, ignore_errors=True)
+    elif (home() / "clickhouse").is_dir():
+        # The embedded ClickHouse needs no process: keep pointing at it, so that `tickpipe query`
+        # and `tickpipe report` still answer after the demo has stopped everything else.
+        write_local_env({"CLICKHOUSE_DSN": f"chdb://{home() / 'clickhouse'}"})
     return stopped
