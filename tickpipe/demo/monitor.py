@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterable
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
@@ -90,6 +91,44 @@ class KafkaWatcher:
                     low, high = self.consumer.get_watermark_offsets(tp, timeout=5)
                     lag += high - max(tp.offset, low)
             return lag
+        finally:
+            probe.close()
+
+    def unread(self, group: str, topic: str, timeout: float = 10.0) -> int:
+        """Committed records `group` has not consumed yet, counted exactly by reading them.
+
+        On a transactional topic the end offset counts each transaction's commit marker, so
+        "end minus committed" never reaches 0 for a consumer that has read everything; reading
+        from the committed offsets with read_committed to the end gives the true number.
+        """
+        probe = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            partitions = self._partitions(topic)
+            if not partitions:
+                return 0
+            start = [
+                TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
+                for tp in probe.committed(partitions, timeout=timeout)
+            ]
+            probe.assign(start)
+            unread, at_end = 0, set[int | None]()
+            deadline = time.monotonic() + timeout
+            while len(at_end) < len(start) and time.monotonic() < deadline:
+                for message in probe.consume(num_messages=10_000, timeout=0.5):
+                    error = message.error()
+                    if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(message.partition())
+                    elif error is None:
+                        unread += 1
+            return unread if len(at_end) == len(start) else max(unread, 1)
         finally:
             probe.close()
 

@@ -220,7 +220,7 @@ def _stop_in_order(
         wait_until(lambda: watcher.lag(PROCESSOR_GROUP, [env["RAW_TOPIC"]]) == 0, 60)
         processor_final = scrape(services["processor"].metrics_url)
         codes["processor"] = services["processor"].stop(30)
-        wait_until(lambda: watcher.lag(SINK_GROUP, [env["FILTERED_TOPIC"]]) == 0, 60)
+        wait_until(lambda: watcher.unread(SINK_GROUP, env["FILTERED_TOPIC"]) == 0, 60)
         sink_final = scrape(services["sink"].metrics_url)
         codes["sink"] = services["sink"].stop(30)
     finally:
