@@ -6,8 +6,9 @@ missing is not registered: `tickpipe --help` lists only what runs here, and a co
 area exits with code 2 naming the extra to install, never with an ImportError from deep in a handler.
 
 `needs` lists the top-level modules an area's commands import beyond the core (pydantic, orjson,
-prometheus_client, confluent_kafka). tests/unit/test_docker_deps.py checks it against the area's
-code and the extras in pyproject.toml, so this table cannot quietly drift.
+prometheus_client, confluent_kafka): one module for each package the area's extra in pyproject.toml
+adds. tests/unit/test_docker_deps.py checks that correspondence, and that each image's code imports
+with nothing but its extra installed, so this table cannot quietly drift.
 """
 
 from __future__ import annotations
