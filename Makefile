@@ -1,5 +1,6 @@
 # The two set-up commands in the README: `make demo` (the main job) and `make test` (the tests).
-# Both create .venv, install tickpipe with its test extras and fetch the Kafka jars on first use.
+# Both create .venv, install tickpipe with every service's extra and the test tools (`.[all,test]`)
+# and fetch the Kafka jars on first use. A service alone installs less: pip install 'tickpipe[producer]'.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -13,7 +14,7 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade --quiet pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[all,test]'
 	$(BIN)/tickpipe local fetch
 	touch $@
 
@@ -24,7 +25,7 @@ tools: $(TOOLS)/.installed
 
 $(TOOLS)/.installed: $(VENV)/.installed deploy/tools/checkov.txt deploy/tools/compose.txt \
 		deploy/tools/compose-build-constraints.txt
-	$(BIN)/pip install --quiet -e '.[test,infra]'
+	$(BIN)/pip install --quiet -e '.[all,test,infra]'
 	$(PYTHON) -m venv $(TOOLS)/checkov
 	$(TOOLS)/checkov/bin/pip install --quiet -r deploy/tools/checkov.txt
 	$(PYTHON) -m venv $(TOOLS)/compose
@@ -32,7 +33,8 @@ $(TOOLS)/.installed: $(VENV)/.installed deploy/tools/checkov.txt deploy/tools/co
 		$(TOOLS)/compose/bin/pip install --quiet -r deploy/tools/compose.txt
 	touch $@
 
-# The container images' exact dependencies: run after changing `dependencies` in pyproject.toml.
+# The container images' exact dependencies (deploy/locks/<image>.txt, one per image: the core plus
+# that service's extra): run after changing dependencies in pyproject.toml.
 lock: $(VENV)/.installed
 	$(BIN)/python deploy/lock.py
 

@@ -13,37 +13,62 @@ import os
 import sys
 from collections.abc import Sequence
 
+from tickpipe.areas import AREAS, Area, area_of
 from tickpipe.config import ConfigError, read_env_file
 from tickpipe.logs import setup_logging
 from tickpipe.paths import local_env_file
 
-# Modules with a `register(subparsers)` function. Heavy imports happen inside each command.
-COMMAND_MODULES = (
-    "tickpipe.local.cli",
-    "tickpipe_simulator.cli",
-    "tickpipe_producer.cli",
-    "tickpipe_processor.cli",
-    "tickpipe_clickhouse.cli",
-    "tickpipe.demo.cli",
-)
+# The CLI modules with a `register(subparsers)` function, in help order (the table is tickpipe/areas.py).
+# Heavy imports happen inside each command.
+COMMAND_MODULES = tuple(area.module for area in AREAS)
 
 EXIT_CONFIG = 2
 
 
+def installed_areas() -> tuple[list[Area], list[Area]]:
+    """(areas this environment can run, areas whose third-party modules are missing)."""
+    here: list[Area] = []
+    absent: list[Area] = []
+    for area in AREAS:
+        (absent if area.missing() else here).append(area)
+    return here, absent
+
+
 def build_parser() -> argparse.ArgumentParser:
+    here, absent = installed_areas()
+    epilog = None
+    if absent:
+        lines = [f"  {', '.join(area.commands)}: {area.install_hint()}" for area in absent]
+        epilog = "not installed in this environment:\n" + "\n".join(lines)
     parser = argparse.ArgumentParser(
-        prog="tickpipe", description="Polygon market data -> Kafka -> processor -> Kafka -> ClickHouse"
+        prog="tickpipe",
+        description="Polygon market data -> Kafka -> processor -> Kafka -> ClickHouse",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for area in here:
         try:
-            module = importlib.import_module(name)
+            module = importlib.import_module(area.module)
         except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
+            if exc.name and area.module.startswith(exc.name):
                 continue  # that area is not built (or not installed) yet
             raise
         module.register(commands)
     return parser
+
+
+def not_installed(argv: Sequence[str]) -> str | None:
+    """Why the command in `argv` cannot run here, if its area's dependencies are missing."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    area = area_of(command) if command else None
+    missing = area.missing() if area else []
+    if area is None or not missing:
+        return None
+    return (
+        f"tickpipe {command}: not installed in this environment (missing: {', '.join(missing)}); "
+        f"install it with {area.install_hint()}"
+    )
 
 
 _USER_ENVIRONMENT: frozenset[str] = frozenset(os.environ)
@@ -64,6 +89,11 @@ def apply_local_env() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     apply_local_env()
+    args_given = sys.argv[1:] if argv is None else argv
+    reason = not_installed(args_given)
+    if reason is not None:
+        print(reason, file=sys.stderr)
+        return EXIT_CONFIG
     parser = build_parser()
     args = parser.parse_args(argv)
     if not logging.getLogger().handlers:

@@ -83,19 +83,16 @@ def test_exact_metric_names_exist_in_the_services(service: str) -> None:
     assert named <= exposed, f"not exposed by the {service}: {named - exposed}"
 
 
+# Alarm metrics a service does not export yet: reported as xfail (the alarm has no data) until it
+# does, then checked like the others, with no test edit needed when the service catches up.
+NOT_YET = {
+    "sinkLagMetric": "the sink exports no consumer-lag gauge yet: its lag alarm has no data. Expected: "
+    "Gauge tickpipe_sink_consumer_lag{partition} = high watermark - position, as the processor's",
+}
+
+
 @pytest.mark.parametrize(
-    "key",
-    [
-        "processorDlqMetric",
-        "sinkDlqMetric",
-        "processorLagMetric",
-        pytest.param(
-            "sinkLagMetric",
-            marks=pytest.mark.xfail(
-                strict=True, reason="the sink exports no consumer-lag gauge yet: its lag alarm has no data"
-            ),
-        ),
-    ],
+    "key", ["processorDlqMetric", "sinkDlqMetric", "processorLagMetric", "sinkLagMetric"]
 )
 def test_alarm_metrics_exist_in_the_services(key: str) -> None:
     """The CloudWatch alarms read these names (infra settings); a wrong one is an alarm that never fires."""
@@ -107,6 +104,8 @@ def test_alarm_metrics_exist_in_the_services(key: str) -> None:
     exposed = _exposed(service)
     if exposed is None:
         pytest.skip(f"the {service}'s metrics are not in this tree yet")
+    if key in NOT_YET and DEFAULT_METRICS[key] not in exposed:
+        pytest.xfail(NOT_YET[key])
     assert DEFAULT_METRICS[key] in exposed, f"{key}={DEFAULT_METRICS[key]} is not a {service} metric"
 
 

@@ -1,4 +1,4 @@
-"""The Dockerfiles, .dockerignore, the dependency lock and the container health check."""
+"""The Dockerfiles, .dockerignore, the per-image dependency locks and the container health check."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import socket
 import subprocess
 import sys
 import threading
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.unit.extras import LOCKS, lock_pins, requirements
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTHCHECK = ROOT / "deploy" / "container" / "healthcheck.py"
@@ -24,6 +24,13 @@ IMAGES = {
     "processor/Dockerfile": ("processor", 9102),
     "clickhouse/Dockerfile": ("sink", 9103),
     "simulator/Dockerfile": ("simulate", 8765),
+}
+# Dockerfile -> the image's name, its lock (deploy/locks/<name>.txt) and its pyproject extra.
+IMAGE_NAMES = {
+    "producer/Dockerfile": "producer",
+    "processor/Dockerfile": "processor",
+    "clickhouse/Dockerfile": "sink",
+    "simulator/Dockerfile": "simulator",
 }
 
 
@@ -77,6 +84,7 @@ def test_dockerfiles_differ_only_in_their_service() -> None:
                 continue
             if keyword == "ENV":
                 args = re.sub(r"\s*METRICS_PORT=\d+", "", args)
+            args = args.replace(f"deploy/locks/{IMAGE_NAMES[path]}.txt", "deploy/locks/IMAGE.txt")
             lines.append(f"{keyword} {args}")
         return lines
 
@@ -97,28 +105,39 @@ def test_dockerignore_admits_exactly_what_the_images_copy() -> None:
         for keyword, args in instructions(path):
             if keyword == "COPY" and not args.startswith("--from"):
                 copied.update(source.removeprefix("./") for source in args.split()[:-1])
-    assert copied <= allowed, f"COPY sources the build context would not contain: {copied - allowed}"
+    # A source is in the context if it, or a folder above it, is admitted.
+    missing = {source for source in copied if not {source, *map(str, Path(source).parents)} & allowed}
+    assert not missing, f"COPY sources the build context would not contain: {missing}"
     for source in copied:
         assert (ROOT / source).exists(), f"{source} is copied into the images but does not exist"
 
 
-def test_lock_pins_every_runtime_dependency() -> None:
-    pins = {}
-    for line in (ROOT / "deploy" / "requirements.lock").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, sep, version = line.partition("==")
-            assert sep, f"requirements.lock: not an exact pin: {line!r}"
-            assert version, f"requirements.lock: no version: {line!r}"
-            pins[canonicalize_name(name)] = version
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for dependency in project["dependencies"]:
-        requirement = Requirement(dependency)
-        if requirement.marker is not None and not requirement.marker.evaluate():
-            continue  # not installed on this Python (e.g. a backport)
+@pytest.mark.parametrize("dockerfile", sorted(IMAGES))
+def test_each_image_installs_its_own_lock_and_nothing_else(dockerfile: str) -> None:
+    image = IMAGE_NAMES[dockerfile]
+    steps = instructions(dockerfile)
+    copied = [args.split()[0] for keyword, args in steps if keyword == "COPY" and "deploy/locks/" in args]
+    assert copied == [f"deploy/locks/{image}.txt"], f"{dockerfile} must install deploy/locks/{image}.txt only"
+    installs = [args for keyword, args in steps if keyword == "RUN" and " install " in args]
+    assert "--requirement requirements.txt" in installs[0], "the lock first (a cached layer)"
+    assert all("--no-deps ." in args for args in installs[1:]), "then the project, with --no-deps"
+
+
+def test_every_lock_belongs_to_an_image() -> None:
+    assert {path.stem for path in LOCKS.glob("*.txt")} == set(IMAGE_NAMES.values()), "stale lock"
+
+
+@pytest.mark.parametrize("image", sorted(IMAGE_NAMES.values()))
+def test_lock_pins_every_runtime_dependency(image: str) -> None:
+    pins = lock_pins(image)
+    for requirement in requirements(image):
         name = canonicalize_name(requirement.name)
-        assert name in pins, f"{requirement.name} is in pyproject.toml but not in the lock: run `make lock`"
+        assert name in pins, (
+            f"{requirement.name} is in tickpipe[{image}] but not in deploy/locks/{image}.txt: run `make lock`"
+        )
         assert requirement.specifier.contains(pins[name], prereleases=True), (
-            f"lock pins {requirement.name}=={pins[name]}, outside {requirement.specifier}: run `make lock`"
+            f"deploy/locks/{image}.txt pins {requirement.name}=={pins[name]}, outside "
+            f"{requirement.specifier}: run `make lock`"
         )
 
 
