@@ -75,6 +75,13 @@ class Pipeline:
             codes[name] = self.services[name].stop(timeout)
         return codes
 
+    def kill_all(self) -> None:
+        """Leave nothing running (a failed run included)."""
+        self.stopping = True
+        for service in self.services.values():
+            if service.running():
+                service.kill()
+
     def log_files(self, name: str) -> list[Path]:
         return sorted((self.workdir / "logs").glob(f"{name}-*.log"))
 

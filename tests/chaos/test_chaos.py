@@ -92,7 +92,9 @@ def _schedule(size: ChaosSize, rng: random.Random) -> list[tuple[float, str]]:
     return sorted(actions)
 
 
-def test_chaos_nothing_lost_after_kafka_and_nothing_twice(tmp_path: Path, s3: S3Handle, bucket: str) -> None:
+def test_chaos_nothing_lost_after_kafka_and_nothing_twice(
+    tmp_path: Path, s3: S3Handle, bucket: str, request: pytest.FixtureRequest
+) -> None:
     size = ChaosSize.from_env()
     rng = random.Random(20261123)
     broker = KafkaBroker(tmp_path / "kafka").start()
@@ -133,6 +135,7 @@ def test_chaos_nothing_lost_after_kafka_and_nothing_twice(tmp_path: Path, s3: S3
                 fault_dir=fault_dir,
             )
             pipeline = Pipeline(tmp_path, env)
+            request.addfinalizer(pipeline.kill_all)  # also when an assertion below fails
             pipeline.start_all()
             wait_for(lambda: sim.stats()["feed"]["started"], "the producer to subscribe", 90)
             started = time.monotonic()
