@@ -75,8 +75,11 @@ COLUMNS = {
     ),
 }
 
-_PREFIX = b'{"ev":"'
 _KNOWN = ", ".join(TABLE_OF_EV)
+# The first 10 bytes of the processor's values, `{"ev":"T",` or `{"ev":"AM"`, mapped to the table.
+_PREFIX_TABLE = {
+    (f'{{"ev":"{ev}"' + ("," if len(ev) == 1 else "")).encode(): table for ev, table in TABLE_OF_EV.items()
+}
 
 
 @dataclass(frozen=True)
@@ -89,13 +92,7 @@ class Unroutable:
 
 def route(value: bytes) -> str | Unroutable:
     """The table for one record value, or why there is none."""
-    if value.startswith(_PREFIX):
-        end = value.find(b'"', 7, 12)
-        if end > 0:
-            table = TABLE_OF_EV.get(value[7:end].decode("ascii", "replace"))
-            if table is not None:
-                return table
-    return _route_parsed(value)
+    return _PREFIX_TABLE.get(value[:10]) or _route_parsed(value)
 
 
 def _route_parsed(value: bytes) -> str | Unroutable:
