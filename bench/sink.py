@@ -73,6 +73,18 @@ def produce(bootstrap: str, topic: str, items: Iterator[tuple[bytes, bytes]]) ->
     return count
 
 
+_SET_BY_BENCH = {"KAFKA_BOOTSTRAP_SERVERS", "SINK_GROUP_ID"}
+
+
+def tuning_from_environment() -> dict[str, str]:
+    """SINK_* and KAFKA_* settings to try (e.g. SINK_BATCH_ROWS), and PYTHONPATH for A/B runs."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if (key.startswith(("SINK_", "KAFKA_")) and key not in _SET_BY_BENCH) or key == "PYTHONPATH"
+    }
+
+
 @contextlib.contextmanager
 def sink_process(bootstrap: str, topic: str, folder: Path, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
     env = {
@@ -86,7 +98,7 @@ def sink_process(bootstrap: str, topic: str, folder: Path, **extra: str) -> Iter
         "SINK_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
         "METRICS_PORT": "0",
         "LOG_LEVEL": "WARNING",
-        **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),  # A/B runs
+        **tuning_from_environment(),
         **extra,
     }
     log = (folder.parent / "sink.log").open("ab")
@@ -132,7 +144,7 @@ def events(data: str, rows: int) -> list[tuple[bytes, bytes]]:
     if data == "realistic":  # ~100 symbols trade every second at this rate
         source = simulated_aggregates(rows // 95 + 60, rate=5000)
     else:
-        source = simulated(rows // 2400 + 2, rate=2000)
+        source = simulated(rows // 1800 + 10, rate=2000)  # about 2100 events a second
     out = [(str(e["symbol"]).encode(), orjson.dumps(e)) for e in itertools.islice(source, rows)]
     if len(out) < rows:
         raise ValueError(f"the {data} session gave {len(out)} events, fewer than {rows}")
@@ -169,7 +181,7 @@ def throughput(rows: int, data: str, work: Path) -> dict[str, Any]:
         result["rows_per_cpu_s"] = round((rows - done_then) / max(1e-9, sampler.cpu_seconds - cpu_then))
     result["sink_peak_rss_mb"] = round(sampler.peak_rss_mb, 1)
     result["load_1m_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-    result["batch_rows"] = int(os.environ.get("SINK_BATCH_ROWS", "0")) or "default"
+    result["tuning"] = {k: v for k, v in tuning_from_environment().items() if k != "PYTHONPATH"}
     return result | _storage(work, rows, json_bytes)
 
 

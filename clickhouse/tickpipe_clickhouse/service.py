@@ -25,19 +25,20 @@ log = logging.getLogger(__name__)
 
 
 def consumer_config(settings: SinkSettings) -> dict[str, str]:
+    """Tuning defaults (KAFKA_* may override them), then what exactly-once needs (nothing may)."""
     static = {"group.instance.id": settings.sink_instance_id} if settings.sink_instance_id else {}
     return {
-        **static,
+        # Prefetch enough to keep the writer busy through one insert, no more: a preloaded topic
+        # would otherwise fill the whole queue (this bounds the sink's memory; docs/clickhouse.md).
+        "fetch.max.bytes": str(16 * 1024 * 1024),
+        "queued.max.messages.kbytes": str(32 * 1024),
         **settings.kafka_config(),
+        **static,
         "group.id": settings.sink_group_id,
         "isolation.level": "read_committed",
         "enable.auto.commit": "false",
         "enable.auto.offset.store": "false",
         "auto.offset.reset": "earliest",
-        # Prefetch enough to keep the writer busy through one insert, no more: a preloaded topic
-        # would otherwise fill the whole queue (this bounds the sink's memory; docs/clickhouse.md).
-        "fetch.max.bytes": str(16 * 1024 * 1024),
-        "queued.max.messages.kbytes": str(32 * 1024),
     }
 
 
