@@ -87,6 +87,7 @@ class Sink:
         except Stopped:
             log.info("stopped while retrying; the pending batches are redone at the next start")
         finally:
+            self.stop.set()  # a write still retrying gives up (its range stays pending, redone at restart)
             self.writer_thread.shutdown(wait=True, cancel_futures=True)
             self.dead_letters.close()
             self.consumer.close()
