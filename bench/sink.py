@@ -1,16 +1,25 @@
 """Sink benchmarks; each prints one JSON object. Re-run on a quiet machine with one command:
 
-    python -m bench.sink throughput [--rows 1000000]   # sink process: rows/s, peak RSS, bytes/row
+    python -m bench.sink throughput [--rows 1000000] [--data realistic|mixed|random]
+                                          # sink process from a preloaded topic: rows/s, rows per
+                                          # CPU-second, peak RSS, bytes/row after OPTIMIZE FINAL
     python -m bench.sink writer [--rows 200000]        # JSONEachRow vs Python columns vs 100-row loop
     python -m bench.sink latency [--rate 10000]        # event -> queryable p50/p99 at a steady rate
+    python -m bench.sink storage [--seconds 3600]      # bytes/row per column, this schema vs the first
+    python -m bench.sink kafka-engine [--rows 500000]  # peer: ClickHouse's Kafka table engine in chDB
 
+Data: `realistic` = second aggregates (A) of a simulated session (random-walk prices, the
+simulator's ground truth, normalised as the processor publishes them); `mixed` = every event of
+such a session (trades, quotes, A, AM); `random` = independent random prices (a worst case).
 Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts a real local broker (tickpipe.local) for the run.
+Extra sink settings go through the environment, e.g. SINK_BATCH_ROWS=200000.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -22,9 +31,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from bench.sink_events import second_aggregates
+from bench.common import ProcessSampler, machine
+from bench.sink_events import second_aggregates, simulated, simulated_aggregates
 from tickpipe.kafka import ensure_topics
 from tickpipe.local.process import stop_pid
 
@@ -62,6 +73,18 @@ def produce(bootstrap: str, topic: str, items: Iterator[tuple[bytes, bytes]]) ->
     return count
 
 
+_SET_BY_BENCH = {"KAFKA_BOOTSTRAP_SERVERS", "SINK_GROUP_ID"}
+
+
+def tuning_from_environment() -> dict[str, str]:
+    """SINK_* and KAFKA_* settings to try (e.g. SINK_BATCH_ROWS), and PYTHONPATH for A/B runs."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if (key.startswith(("SINK_", "KAFKA_")) and key not in _SET_BY_BENCH) or key == "PYTHONPATH"
+    }
+
+
 @contextlib.contextmanager
 def sink_process(bootstrap: str, topic: str, folder: Path, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
     env = {
@@ -75,6 +98,7 @@ def sink_process(bootstrap: str, topic: str, folder: Path, **extra: str) -> Iter
         "SINK_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
         "METRICS_PORT": "0",
         "LOG_LEVEL": "WARNING",
+        **tuning_from_environment(),
         **extra,
     }
     log = (folder.parent / "sink.log").open("ab")
@@ -113,39 +137,52 @@ def endpoint(folder: Path) -> Any:
     raise TimeoutError("the sink's query endpoint did not appear")
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def events(data: str, rows: int) -> list[tuple[bytes, bytes]]:
+    """`rows` (key, value) records of the chosen data set, as FILTERED_TOPIC carries them."""
+    if data == "random":
+        return list(second_aggregates(rows))
+    if data == "realistic":  # ~100 symbols trade every second at this rate
+        source = simulated_aggregates(rows // 95 + 60, rate=5000)
+    else:
+        source = simulated(rows // 1800 + 10, rate=2000)  # about 2100 events a second
+    out = [(str(e["symbol"]).encode(), orjson.dumps(e)) for e in itertools.islice(source, rows)]
+    if len(out) < rows:
+        raise ValueError(f"the {data} session gave {len(out)} events, fewer than {rows}")
+    return out
 
 
-def throughput(rows: int, work: Path) -> dict[str, Any]:
+def throughput(rows: int, data: str, work: Path) -> dict[str, Any]:
+    records = events(data, rows)
+    json_bytes = sum(len(v) for _, v in records)
     with kafka_bootstrap(work) as bootstrap:
         topic = f"bench-{uuid.uuid4().hex[:6]}"
         ensure_topics({"bootstrap.servers": bootstrap}, [topic], partitions=PARTITIONS)
-        json_bytes = sum(len(v) for _, v in second_aggregates(rows))
-        produce(bootstrap, topic, second_aggregates(rows))
+        produce(bootstrap, topic, iter(records))
+        del records
         folder = work / "chdb"
+        load_before = os.getloadavg()[0]
         with sink_process(bootstrap, topic, folder) as proc:
+            sampler = ProcessSampler(proc.pid)
             group = _group_of(proc)
             first_progress = None
             while (done := committed(bootstrap, group, topic)) < rows:
+                sampler.sample()
                 if done and first_progress is None:
-                    first_progress = (time.perf_counter(), done)
+                    first_progress = (time.perf_counter(), done, sampler.cpu_seconds)
                 if proc.poll() is not None:
                     raise RuntimeError(f"sink exited {proc.returncode}; see {work / 'sink.log'}")
                 time.sleep(0.05)
             finished = time.perf_counter()
-            rss = peak_rss_mb(proc.pid)
-    return _storage(work, rows, json_bytes) | {
-        "scenario": "throughput",
-        "rows": rows,
-        "rows_per_s": round((rows - first_progress[1]) / (finished - first_progress[0]))
-        if first_progress
-        else None,
-        "sink_peak_rss_mb": round(rss, 1),
-    }
+            sampler.sample()
+    result: dict[str, Any] = {"scenario": "throughput", "data": data, "rows": rows}
+    if first_progress:
+        started, done_then, cpu_then = first_progress
+        result["rows_per_s"] = round((rows - done_then) / (finished - started))
+        result["rows_per_cpu_s"] = round((rows - done_then) / max(1e-9, sampler.cpu_seconds - cpu_then))
+    result["sink_peak_rss_mb"] = round(sampler.peak_rss_mb, 1)
+    result["load_1m_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    result["tuning"] = {k: v for k, v in tuning_from_environment().items() if k != "PYTHONPATH"}
+    return result | _storage(work, rows, json_bytes)
 
 
 def _group_of(proc: subprocess.Popen[bytes]) -> str:
@@ -158,16 +195,22 @@ def _storage(work: Path, rows: int, json_bytes: int) -> dict[str, Any]:
 
     client = connect(f"chdb://{work / 'chdb'}")
     sizes: dict[str, Any] = {}
-    for table in ("aggregates", "bars_1m"):
+    for table in ("aggregates", "trades", "quotes", "bars_1m"):
         client.command(f"OPTIMIZE TABLE tp.{table} FINAL")
         count, size = client.query(
             "SELECT sum(rows), sum(bytes_on_disk) FROM system.parts"
             " WHERE database = 'tp' AND table = {t:String} AND active",
             parameters={"t": table},
         ).result_rows[0]
-        sizes[f"{table}_bytes_per_row"] = round(int(size) / max(1, int(count)), 2)
+        if count:
+            sizes[f"{table}_bytes_per_row"] = round(int(size) / int(count), 2)
     sizes["json_bytes_per_row"] = round(json_bytes / rows, 1)
-    sizes["compression_vs_json"] = round(sizes["json_bytes_per_row"] / sizes["aggregates_bytes_per_row"], 1)
+    total = client.query(
+        "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = 'tp' AND active"
+        " AND table IN ('aggregates', 'trades', 'quotes')"
+    ).result_rows[0][0]
+    sizes["raw_tables_bytes_per_row"] = round(int(total) / rows, 2)
+    sizes["compression_vs_json"] = round(json_bytes / max(1, int(total)), 1)
     client.close()
     return sizes
 
@@ -176,24 +219,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("scenario", choices=["throughput", "writer", "latency"])
+    parser.add_argument("scenario", choices=["throughput", "writer", "latency", "storage", "kafka-engine"])
     parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--data", choices=["realistic", "mixed", "random"], default="realistic")
     parser.add_argument("--rate", type=int, default=10_000)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=None)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tickpipe-bench-sink-") as tmp:
         work = Path(tmp)
         if args.scenario == "throughput":
-            result = throughput(args.rows or 1_000_000, work)
+            result = throughput(args.rows or 1_000_000, args.data, work)
         elif args.scenario == "writer":
             from bench.sink_writers import compare_writers
 
             result = compare_writers(args.rows or 200_000, work)
-        else:
+        elif args.scenario == "latency":
             from bench.sink_latency import latency
 
-            result = latency(args.rate, args.seconds, work)
-    result["provisional"] = "shared 2-core machine; re-run on a quiet one"
+            result = latency(args.rate, args.seconds or 20.0, work)
+        elif args.scenario == "storage":
+            from bench.sink_storage import storage
+
+            result = storage(int(args.seconds or 3600), work)
+        else:
+            from bench.sink_kafka_engine import kafka_engine
+
+            result = kafka_engine(args.rows or 500_000, work)
+    result["machine"] = machine()
     print(json.dumps(result, indent=2))
     return 0
 

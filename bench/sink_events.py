@@ -112,3 +112,96 @@ def mixed(count: int, symbols: int = 20, seed: int = 11) -> Iterator[dict[str, A
                 if i % 16 == 7
                 else {**quote(f"X:{symbol}USD", ts, i, rng), "ev": "XQ"}
             )
+
+
+# --- realistic input: the simulator's ground truth, normalised as the processor publishes it -------
+
+SESSION_OPEN_MS = 1_767_796_200_000  # 2026-01-07 14:30:00 UTC, a Wednesday's open
+
+
+def normalise(event: dict[str, Any], received_ns: int) -> dict[str, Any]:
+    """One Polygon stocks event (A, AM, T, Q) -> the FILTERED_TOPIC object (docs/architecture.md)."""
+    ev = event["ev"]
+    if ev in ("A", "AM"):
+        return {
+            "ev": ev,
+            "symbol": event["sym"],
+            "start_ms": event["s"],
+            "end_ms": event["e"],
+            "open": event["o"],
+            "high": event["h"],
+            "low": event["l"],
+            "close": event["c"],
+            "volume": event["v"],
+            "vwap": event.get("vw"),
+            "day_volume": event.get("av"),
+            "day_open": event.get("op"),
+            "day_vwap": event.get("a"),
+            "avg_size": event.get("z"),
+            "otc": event.get("otc"),
+            "received_ns": received_ns,
+        }
+    if ev == "T":
+        return {
+            "ev": ev,
+            "symbol": event["sym"],
+            "ts_ms": event["t"],
+            "price": event["p"],
+            "size": event["s"],
+            "exchange": event.get("x"),
+            "trade_id": event.get("i"),
+            "tape": event.get("z"),
+            "conditions": event.get("c", []),
+            "sequence": event.get("q"),
+            "received_ns": received_ns,
+        }
+    if ev == "Q":
+        return {
+            "ev": ev,
+            "symbol": event["sym"],
+            "ts_ms": event["t"],
+            "bid_price": event.get("bp"),
+            "bid_size": event.get("bs"),
+            "bid_exchange": event.get("bx"),
+            "ask_price": event.get("ap"),
+            "ask_size": event.get("as"),
+            "ask_exchange": event.get("ax"),
+            "conditions": [event["c"]] if isinstance(event.get("c"), int) else event.get("c", []),
+            "tape": event.get("z"),
+            "sequence": event.get("q"),
+            "received_ns": received_ns,
+        }
+    raise ValueError(f"not a stocks event: ev={ev!r}")
+
+
+def _receipt(event: dict[str, Any], rng: random.Random) -> int:
+    """When a producer would have read the event: its time plus 1-40 ms of feed delay, in ns."""
+    at_ms: int = event["e"] if "e" in event else event["t"]
+    return at_ms * 1_000_000 + rng.randrange(1_000_000, 40_000_000)
+
+
+def simulated(
+    seconds: int, rate: float = 5000.0, seed: int = 7, start_ms: int = SESSION_OPEN_MS
+) -> Iterator[dict[str, Any]]:
+    """A simulated session's T, Q, A and AM events (random-walk prices), normalised, in send order."""
+    from tickpipe_simulator.truth import MarketSpec, session_events
+
+    spec = MarketSpec(seed=seed, rate=rate, start_ms=start_ms, session_seconds=seconds)
+    rng = random.Random(seed)
+    for event in session_events(spec):
+        yield normalise(event, _receipt(event, rng))
+
+
+def simulated_aggregates(
+    seconds: int, rate: float = 20000.0, seed: int = 7, start_ms: int = SESSION_OPEN_MS
+) -> Iterator[dict[str, Any]]:
+    """Only the second aggregates (A) of a simulated session: fast (no trade or quote dicts built)."""
+    from tickpipe_simulator.events import aggregate_events
+    from tickpipe_simulator.market import Market
+    from tickpipe_simulator.truth import MarketSpec
+
+    market = Market(MarketSpec(seed=seed, rate=rate, start_ms=start_ms, session_seconds=seconds))
+    rng = random.Random(seed)
+    while (data := market.next_second()) is not None:
+        for event in aggregate_events(market, "A", data.second_agg):
+            yield normalise(event, _receipt(event, rng))

@@ -1,6 +1,7 @@
 """Writer paths compared on the same rows, in-process into chDB (used by `python -m bench.sink writer`).
 
-- json_each_row: what the sink does: the Kafka values joined with newlines, parsed by ClickHouse.
+- json_each_row: what the sink does: the Kafka values joined with newlines, parsed by ClickHouse,
+  straight into `aggregates` (its EPHEMERAL input columns take the JSON field names).
 - python_columns: orjson.loads each value, build columns in Python, insert through one reused
   clickhouse-connect insert context (the issue's first idea).
 - loop_100: the Timescale-tutorial style peer: parse and insert 100 rows at a time.
@@ -8,18 +9,22 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.sink_events import second_aggregates
+from bench.sink_events import simulated_aggregates
 from tickpipe_clickhouse.connect import connect
 from tickpipe_clickhouse.migrations import migrate
+from tickpipe_clickhouse.routing import COLUMNS
+from tickpipe_clickhouse.service import EMBEDDED_INSERT_SETTINGS
+from tickpipe_clickhouse.writer import INSERT_SETTINGS
 
-FLOATS = ("open", "high", "low", "close", "volume", "vwap", "day_volume", "day_open", "day_vwap", "avg_size")
-COLUMNS = ("ev", "symbol", "timestamp", "end_timestamp", *FLOATS, "otc", "received_ns")
+FLOATS = ("open", "high", "low", "close", "volume", "vwap", "day_open", "day_vwap", "avg_size")
+STORED = ("ev", "symbol", "timestamp", "end_timestamp", *FLOATS, "day_volume", "otc", "received_delay_ms")
 
 
 def to_columns(values: list[bytes]) -> list[list[Any]]:
@@ -30,13 +35,14 @@ def to_columns(values: list[bytes]) -> list[list[Any]]:
         [r["start_ms"] for r in records],  # DateTime64(3) ticks
         [r["end_ms"] for r in records],
         *([r[name] or 0.0 for r in records] for name in FLOATS),
+        [r["day_volume"] or 0 for r in records],
         [bool(r["otc"]) for r in records],
-        [r["received_ns"] for r in records],
+        [r["received_ns"] // 1_000_000 - r["end_ms"] for r in records],
     ]
 
 
 def compare_writers(rows: int, work: Path) -> dict[str, Any]:
-    values = [v for _, v in second_aggregates(rows)]
+    values = [orjson.dumps(e) for e in itertools.islice(simulated_aggregates(rows // 95 + 60), rows)]
     client = connect(f"chdb://{work / 'chdb'}")
     results: dict[str, Any] = {"scenario": "writer", "rows": rows}
     for db in ("w_json", "w_cols", "w_loop"):
@@ -45,16 +51,20 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
     started = time.perf_counter()
     for i in range(0, rows, 50_000):
         client.raw_insert(
-            "w_json.ingest",
-            None,
+            "w_json.aggregates",
+            COLUMNS["aggregates"],
             insert_block=b"\n".join(values[i : i + 50_000]),
             fmt="JSONEachRow",
-            settings={"insert_deduplication_token": f"j{i}"},
+            settings={
+                **INSERT_SETTINGS,
+                **EMBEDDED_INSERT_SETTINGS,
+                "insert_deduplication_token": f"j{i}",
+            },
         )
     results["json_each_row_rows_per_s"] = round(rows / (time.perf_counter() - started))
 
     started = time.perf_counter()
-    context = client.create_insert_context("w_cols.aggregates", list(COLUMNS), column_oriented=True)
+    context = client.create_insert_context("w_cols.aggregates", list(STORED), column_oriented=True)
     for i in range(0, rows, 50_000):
         context.data = to_columns(values[i : i + 50_000])
         context.settings["insert_deduplication_token"] = f"c{i}"
@@ -67,7 +77,7 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
         client.insert(
             "w_loop.aggregates",
             list(zip(*to_columns(values[i : i + 100]), strict=True)),
-            column_names=list(COLUMNS),
+            column_names=list(STORED),
         )
     results["loop_100_rows_per_s"] = round(loop_rows / (time.perf_counter() - started))
 

@@ -14,7 +14,7 @@ This module is pure logic (no Kafka, no ClickHouse) so that the rule can be test
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -107,16 +107,22 @@ class Batcher:
         self.max_seconds = max_seconds
         self._clock = clock
         self._parts: dict[tuple[str, int], _Partition] = {}
+        self._rows = 0  # buffered over all partitions, kept current by extend/take/revoke
+        self._bytes = 0
 
     # --- assignment -----------------------------------------------------------------------------
 
     def assign(self, topic: str, partition: int, pending: tuple[int, int] | None) -> None:
         """A partition starts at its committed offset; `pending` is the range to rebuild first."""
+        self.revoke(topic, partition)
         self._parts[(topic, partition)] = _Partition(replay_last=pending[1] if pending else None)
 
     def revoke(self, topic: str, partition: int) -> None:
         """Forget a partition's buffer: its next owner re-reads from the committed offset."""
-        self._parts.pop((topic, partition), None)
+        part = self._parts.pop((topic, partition), None)
+        if part is not None:
+            self._rows -= len(part.records)
+            self._bytes -= part.nbytes
 
     def replaying(self) -> list[tuple[str, int, int]]:
         return [(t, p, s.replay_last) for (t, p), s in self._parts.items() if s.replay_last is not None]
@@ -124,27 +130,54 @@ class Batcher:
     # --- buffering ------------------------------------------------------------------------------
 
     def add(self, record: Record) -> None:
-        key = (record.topic() or "", record.partition() or 0)
-        part = self._parts.get(key)
-        if part is None:  # consumed before the assignment callback named it: a fresh partition
-            part = self._parts[key] = _Partition()
-        if not part.records:
-            part.since = self._clock()
-        part.records.append(record)
-        value = record.value()
-        part.nbytes += len(value) if value else 0
+        self.extend((record,))
+
+    def extend(self, records: Iterable[Record]) -> None:
+        """Buffer consumed records (in their partitions' order); the hot loop of the sink."""
+        key: tuple[str, int] | None = None
+        part = _Partition()
+        now = self._clock()
+        rows = nbytes = 0
+        for record in records:
+            record_key = (record.topic() or "", record.partition() or 0)
+            if record_key != key:
+                key = record_key
+                found = self._parts.get(key)
+                if found is None:  # consumed before the assignment callback named it: a fresh partition
+                    found = self._parts[key] = _Partition()
+                part = found
+            if not part.records:
+                part.since = now
+            part.records.append(record)
+            size = len(record.value() or b"")
+            part.nbytes += size
+            nbytes += size
+            rows += 1
+        self._rows += rows
+        self._bytes += nbytes
 
     @property
     def rows(self) -> int:
-        return sum(len(p.records) for p in self._parts.values())
+        return self._rows
 
     @property
     def nbytes(self) -> int:
-        return sum(p.nbytes for p in self._parts.values())
+        return self._bytes
+
+    def full(self) -> bool:
+        """At the row or byte limit: consume no more until a flush takes rows out."""
+        return self._rows >= self.max_rows or self._bytes >= self.max_bytes
 
     def room(self) -> int:
-        """How many more records to consume before the row limit (at least 1, to keep polling)."""
-        return max(1, self.max_rows - self.rows)
+        """How many more records to consume before the row limit (0 when full).
+
+        A pending range being rebuilt may be longer than today's limit (the settings changed since
+        it was recorded): while one is incomplete, consuming goes on, or it would never complete.
+        """
+        if not self.full():
+            return self.max_rows - self._rows
+        rebuilding = any(p.replay_last is not None and not p.ready() for p in self._parts.values())
+        return self.max_rows if rebuilding else 0
 
     def seconds_until_due(self) -> float:
         """Time until the oldest ready row reaches max_seconds (0 = due now, inf = nothing buffered)."""
@@ -176,7 +209,9 @@ class Batcher:
                     continue
             taken, rest = part.records[:cut], part.records[cut:]
             batches.append(Batch(topic, partition, taken))
-            part.records = rest
-            part.nbytes = sum(len(r.value() or b"") for r in rest)
+            rest_bytes = sum(len(r.value() or b"") for r in rest) if rest else 0
+            self._rows -= len(taken)
+            self._bytes -= part.nbytes - rest_bytes
+            part.records, part.nbytes = rest, rest_bytes
             part.since = self._clock()
         return batches

@@ -1,10 +1,15 @@
 """`tickpipe sink`: FILTERED_TOPIC -> ClickHouse, exactly once.
 
-The loop: consume (read_committed) into a Batcher; when rows, bytes or the oldest row's age say so,
-flush: (1) commit each batch's range as pending metadata, (2) insert each partition batch with its
-token, retrying transient failures with back-off, (3) send rejected rows to the DLQ, (4) commit the
-next offsets. A crash anywhere repeats at most the pending batches, cut identically (batching.py),
-and ClickHouse drops the repeats. SIGTERM flushes what is buffered and exits 0.
+The consumer thread consumes (read_committed) into a Batcher. When rows, bytes or the oldest row's
+age say so and no write is in flight, it cuts one batch per partition, commits their ranges as
+pending (flusher.py), and hands the inserts to a writer thread; then it goes on consuming. When the
+write has finished it commits the next offsets. So the next batch is read while ClickHouse stores
+this one (chDB and the HTTP client release the GIL during a query), and under load batches grow by
+themselves: everything that arrived during an insert goes into the next one, which keeps inserts
+large and latency bounded by one insert plus the time bound.
+
+Every consumer call stays on the consumer thread. Rebalances first finish the write in flight, so
+the offsets a new owner reads are final. SIGTERM flushes what is buffered and exits 0.
 """
 
 from __future__ import annotations
@@ -12,30 +17,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from tickpipe_clickhouse.batching import Batch, Batcher, parse_pending
 from tickpipe_clickhouse.dlq import DeadLetters
+from tickpipe_clickhouse.flusher import Flusher, Stopped
 from tickpipe_clickhouse.sink_metrics import SinkMetrics
-from tickpipe_clickhouse.writer import Rejected, TransientWriteError, Writer
+from tickpipe_clickhouse.writer import Writer
 
 log = logging.getLogger(__name__)
 
-# Commit errors after which the partitions are no longer ours: drop the batch, the owner redoes it.
-_LOST_OWNERSHIP = {
-    KafkaError.REBALANCE_IN_PROGRESS,
-    KafkaError.ILLEGAL_GENERATION,
-    KafkaError.UNKNOWN_MEMBER_ID,
-    KafkaError._ASSIGNMENT_LOST,
-    KafkaError._NO_OFFSET,
-}
-
-
-class Stopped(Exception):
-    """A stop was requested while waiting to retry; nothing was committed for the batch."""
+POLL_SECONDS = 0.2  # longest wait in consume(): how quickly a stop or a due flush is noticed
+BUSY_POLL_SECONDS = 0.02  # the same while a write is in flight: its end is noticed this soon
 
 
 class Sink:
@@ -56,21 +51,21 @@ class Sink:
         self.dead_letters = dead_letters
         self.batcher = batcher
         self.metrics = metrics
-        self.retry_max_seconds = retry_max_seconds
         self.stop = stop or threading.Event()
-        self.failing_since: float | None = None
+        self.flusher = Flusher(consumer, writer, dead_letters, metrics, retry_max_seconds, self.stop)
+        self.writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
+        self.in_flight: tuple[list[Batch], Future[None]] | None = None
         self.last_loop = time.monotonic()
 
     # --- health -----------------------------------------------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, object]]:
+        failing_since = self.flusher.failing_since
         stalled = time.monotonic() - self.last_loop > 60
-        failing = self.failing_since is not None and time.monotonic() - self.failing_since > 30
+        failing = failing_since is not None and time.monotonic() - failing_since > 30
         return not (stalled or failing), {
             "buffered_rows": self.batcher.rows,
-            "writes_failing_for_s": round(time.monotonic() - self.failing_since, 1)
-            if self.failing_since
-            else 0,
+            "writes_failing_for_s": round(time.monotonic() - failing_since, 1) if failing_since else 0,
         }
 
     # --- the loop ---------------------------------------------------------------------------------
@@ -80,27 +75,54 @@ class Sink:
         try:
             while not self.stop.is_set():
                 self.last_loop = time.monotonic()
-                wait = min(0.2, self.batcher.seconds_until_due())
-                messages = self.consumer.consume(num_messages=min(self.batcher.room(), 10_000), timeout=wait)
-                for message in messages:
-                    error = message.error()
-                    if error is None:
-                        self.batcher.add(message)
-                    elif error.fatal():
-                        raise KafkaException(error)
-                    elif error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("consumer: %s", error)
+                if self.in_flight is not None and self.in_flight[1].done():
+                    self._finish()
+                if self.in_flight is None and self.batcher.due():
+                    self._start(self.batcher.take())
+                self._consume()
                 self.metrics.buffered.set(self.batcher.rows)
-                if self.batcher.due():
-                    self.flush()
-            self.flush()  # graceful stop: what is buffered goes out and is committed
+            self._finish()  # graceful stop: what is buffered goes out and is committed
+            self._start(self.batcher.take())
+            self._finish()
         except Stopped:
             log.info("stopped while retrying; the pending batches are redone at the next start")
         finally:
+            self.stop.set()  # a write still retrying gives up (its range stays pending, redone at restart)
+            self.writer_thread.shutdown(wait=True, cancel_futures=True)
             self.dead_letters.close()
             self.consumer.close()
 
+    def _start(self, batches: list[Batch]) -> None:
+        """Record the ranges as pending, then insert them on the writer thread."""
+        if batches and self.flusher.commit_pending(batches):
+            self.in_flight = (batches, self.writer_thread.submit(self.flusher.write, batches))
+
+    def _finish(self) -> None:
+        """Wait for the write in flight (raising its error, e.g. Stopped) and commit its offsets."""
+        if self.in_flight is None:
+            return
+        batches, write = self.in_flight
+        self.in_flight = None
+        write.result()
+        self.flusher.commit_done(batches)
+
+    def _consume(self) -> None:
+        room = self.batcher.room()
+        if not room:  # full: wait for the write in flight instead of reading more
+            self.stop.wait(BUSY_POLL_SECONDS)
+            return
+        if self.in_flight is not None:  # look again soon: its offsets are committed when it ends
+            wait = BUSY_POLL_SECONDS
+        else:
+            wait = min(POLL_SECONDS, self.batcher.seconds_until_due())
+        messages = self.consumer.consume(num_messages=min(room, 10_000), timeout=wait)
+        records = [m for m in messages if m.error() is None]
+        if len(records) < len(messages):
+            _report_errors(messages)
+        self.batcher.extend(records)
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._finish()
         committed = consumer.committed(partitions, timeout=30)
         for tp in committed:
             pending = parse_pending(tp.metadata)
@@ -115,84 +137,17 @@ class Sink:
                 )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._finish()  # its commit is still valid while the partitions are being revoked
         for tp in partitions:
             self.batcher.revoke(tp.topic, tp.partition)
 
-    # --- one flush --------------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        batches = self.batcher.take()
-        if not batches:
-            return
-        if not self._commit([_pending(b) for b in batches], "record pending ranges"):
-            return
-        for batch in batches:
-            rejected = self._write(batch)
-            for row in rejected:
-                self.dead_letters.send(row)
-                self.metrics.rejected.labels(row.reason).inc()
-            if rejected:
-                log.warning(
-                    "rows rejected by ClickHouse sent to the DLQ",
-                    extra={"fields": {"batch": batch.token, "rows": len(rejected)}},
-                )
-        self._retry(self.dead_letters.flush, "deliver DLQ records")
-        if self._commit([_done(b) for b in batches], "commit offsets"):
-            self.metrics.batches.inc(len(batches))
-            self.metrics.rows.inc(sum(len(b.records) for b in batches))
-            self.metrics.last_flush.set(time.time())
-
-    def _write(self, batch: Batch) -> list[Rejected]:
-        def attempt() -> list[Rejected]:
-            with self.metrics.insert_seconds.time():
-                return self.writer.write(batch)
-
-        rejected: list[Rejected] = self._retry(attempt, f"insert {batch.token}")
-        return rejected
-
-    def _commit(self, offsets: list[TopicPartition], what: str) -> bool:
-        """Commit synchronously, retrying transient errors; False if the partitions are no longer ours."""
-        try:
-            self._retry(lambda: _check(self.consumer.commit(offsets=offsets, asynchronous=False)), what)
-        except KafkaException as exc:
-            log.warning("%s: partitions moved to another consumer (%s)", what, exc.args[0])
-            return False
-        return True
-
-    def _retry(self, action: Callable[[], Any], what: str) -> Any:
-        delay = 0.1
-        while True:
-            try:
-                result = action()
-            except KafkaException as exc:
-                if exc.args[0].code() in _LOST_OWNERSHIP or exc.args[0].fatal():
-                    raise
-                self._failed(what, exc)
-            except (TransientWriteError, OSError) as exc:
-                self._failed(what, exc)
-            else:
-                self.failing_since = None
-                return result
-            if self.stop.wait(delay):
-                raise Stopped(what)
-            delay = min(delay * 2, self.retry_max_seconds)
-
-    def _failed(self, what: str, exc: BaseException) -> None:
-        self.metrics.retries.inc()
-        if self.failing_since is None:
-            self.failing_since = time.monotonic()
-        log.warning("%s failed, retrying: %s", what, exc)
-
-
-def _check(result: list[TopicPartition] | None) -> None:
-    for tp in result or []:
-        if tp.error is not None:
-            raise KafkaException(tp.error)
-
-
-def _pending(batch: Batch) -> TopicPartition:
-    return TopicPartition(batch.topic, batch.partition, batch.first, metadata=batch.pending_metadata())
-
-
-def _done(batch: Batch) -> TopicPartition:
-    return TopicPartition(batch.topic, batch.partition, batch.last + 1, metadata="")
+def _report_errors(messages: list[Message]) -> None:
+    """Raise a fatal consumer error; log any other (they are events, not records)."""
+    for message in messages:
+        error = message.error()
+        if error is None or error.code() == KafkaError._PARTITION_EOF:
+            continue
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("consumer: %s", error)

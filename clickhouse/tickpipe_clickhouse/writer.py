@@ -1,12 +1,14 @@
 """The writer boundary: one batch in, one deduplicated ClickHouse insert out, bad rows isolated.
 
-Fast path: the records' JSON values go to ClickHouse as they are (JSONEachRow) into the `ingest`
-table, whose materialized views route rows by `ev`; parsing happens in ClickHouse's C++ code, not
-in Python (measured about 3x faster than building columns in Python; see docs/clickhouse.md).
-If ClickHouse rejects the data, the batch is halved and each half inserted with a derived token
-(`TOKEN/0`, `TOKEN/1`, ...) until every rejected row stands alone; those rows are returned for the
-sink DLQ with ClickHouse's reason. The halving depends only on the rows, so a replay after a crash
-repeats it exactly and ClickHouse drops the halves it already has.
+Fast path: each record is routed by its first bytes (routing.py) and the JSON values of one
+table go to ClickHouse as they are (JSONEachRow), one insert per table with the token
+`topic:partition:first-last:table`; parsing happens in ClickHouse's C++ code, not in Python
+(building columns in Python measured about 3x slower; see docs/clickhouse.md). Records with no
+table (not JSON, unknown `ev`) are rejected here without a round trip.
+If ClickHouse rejects the data, the rows of that table are halved and each half inserted with a
+derived token (`TOKEN/0`, `TOKEN/1`, ...) until every rejected row stands alone; those rows are
+returned for the sink DLQ with ClickHouse's reason. Routing and halving depend only on the rows,
+so a replay after a crash repeats them exactly and ClickHouse drops the inserts it already has.
 
 Anything else (network, server down, TOO_MANY_PARTS, timeouts) raises TransientWriteError; the sink
 retries the same batch with the same token, so a write that succeeded but whose answer was lost is
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tickpipe_clickhouse.batching import Batch, Record
+from tickpipe_clickhouse.routing import COLUMNS, Unroutable, route
 
 # ClickHouse error codes that mean "this data cannot be stored", not "try again later".
 DATA_ERROR_CODES = {
@@ -41,7 +44,7 @@ DATA_ERROR_CODES = {
     469,  # VIOLATED_CONSTRAINT
     691,  # UNKNOWN_ELEMENT_OF_ENUM
 }
-_REASONS = {469: "constraint_violated", 691: "unknown_ev"}
+_REASONS = {469: "constraint_violated"}
 _CODE = re.compile(r"Code: (\d+)")
 _NOISE = re.compile(r"\s*\((in file/uri|version) [^)]*\)|: While executing.*$", re.DOTALL)
 
@@ -83,56 +86,82 @@ def describe(exc: BaseException) -> tuple[str, str]:
     return reason, f"ClickHouse code {code}: {detail}"
 
 
-class ClickHouseWriter:
-    """Writes batches into `<database>.ingest` through any clickhouse-connect client."""
+INSERT_SETTINGS = {
+    "insert_deduplicate": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "input_format_skip_unknown_fields": 1,
+    "input_format_null_as_default": 1,
+    "async_insert": 0,
+}
 
-    def __init__(self, client: Any, database: str):
+
+class ClickHouseWriter:
+    """Writes batches into the aggregates, trades and quotes tables through a clickhouse-connect client."""
+
+    def __init__(self, client: Any, database: str, settings: dict[str, Any] | None = None):
         self.client = client
-        self.table = f"`{database}`.ingest"
+        self.database = database
+        self.settings = {**INSERT_SETTINGS, **(settings or {})}
         self.inserts = 0  # ClickHouse inserts issued (for metrics and tests)
 
     def write(self, batch: Batch) -> list[Rejected]:
         rejected: list[Rejected] = []
-        rows: list[tuple[Record, bytes]] = []
-        for record in batch.records:
-            value = record.value()
-            if not value:
-                rejected.append(Rejected(record, "empty_value", "the record has no value"))
-            elif b"\n" in value:
-                rejected.append(Rejected(record, "malformed_json", "the value spans several lines"))
-            else:
-                rows.append((record, value))
-        if rows:
-            self._insert_isolating(rows, batch.token, rejected)
+        tables: dict[str, tuple[list[Record], list[bytes]]] = {}
+        for record in batch.records:  # the hot loop: about a microsecond per record
+            value = record.value() or b""
+            table = route(value) if value else Unroutable("empty_value", "the record has no value")
+            if isinstance(table, Unroutable):
+                rejected.append(Rejected(record, table.reason, table.detail))
+                continue
+            found = tables.get(table)
+            if found is None:
+                found = tables[table] = ([], [])
+            found[0].append(record)
+            found[1].append(value)
+        for table in sorted(tables):  # a fixed order: a replay issues the same inserts
+            records, values = tables[table]
+            if sum(value.count(b"\n") for value in values):  # one JSON value per line, or it is not ours
+                records, values = _one_line_each(records, values, rejected)
+            if values:
+                self._insert_isolating(table, records, values, f"{batch.token}:{table}", rejected)
         return rejected
 
-    def _insert_isolating(self, rows: list[tuple[Record, bytes]], token: str, out: list[Rejected]) -> None:
+    def _insert_isolating(
+        self, table: str, records: list[Record], values: list[bytes], token: str, out: list[Rejected]
+    ) -> None:
         try:
-            self._insert([value for _, value in rows], token)
+            self._insert(table, values, token)
         except Exception as exc:
             if not is_data_error(exc):
                 raise TransientWriteError(f"insert {token} failed: {describe(exc)[1]}") from exc
-            if len(rows) == 1:
+            if len(values) == 1:
                 reason, detail = describe(exc)
-                out.append(Rejected(rows[0][0], reason, detail))
+                out.append(Rejected(records[0], reason, detail))
                 return
-            middle = len(rows) // 2
-            self._insert_isolating(rows[:middle], f"{token}/0", out)
-            self._insert_isolating(rows[middle:], f"{token}/1", out)
+            middle = len(values) // 2
+            self._insert_isolating(table, records[:middle], values[:middle], f"{token}/0", out)
+            self._insert_isolating(table, records[middle:], values[middle:], f"{token}/1", out)
 
-    def _insert(self, values: list[bytes], token: str) -> None:
+    def _insert(self, table: str, values: list[bytes], token: str) -> None:
         self.inserts += 1
         self.client.raw_insert(
-            self.table,
-            None,
+            f"`{self.database}`.{table}",
+            COLUMNS[table],
             insert_block=b"\n".join(values),
             fmt="JSONEachRow",
-            settings={
-                "insert_deduplicate": 1,
-                "insert_deduplication_token": token,
-                "deduplicate_blocks_in_dependent_materialized_views": 1,
-                "input_format_skip_unknown_fields": 1,
-                "input_format_null_as_default": 1,
-                "async_insert": 0,
-            },
+            settings={**self.settings, "insert_deduplication_token": token},
         )
+
+
+def _one_line_each(
+    records: list[Record], values: list[bytes], rejected: list[Rejected]
+) -> tuple[list[Record], list[bytes]]:
+    """Reject values spanning several lines (JSONEachRow reads one value per line); keep the rest."""
+    kept: tuple[list[Record], list[bytes]] = ([], [])
+    for record, value in zip(records, values, strict=True):
+        if b"\n" in value:
+            rejected.append(Rejected(record, "malformed_json", "the value spans several lines"))
+        else:
+            kept[0].append(record)
+            kept[1].append(value)
+    return kept

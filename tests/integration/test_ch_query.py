@@ -16,6 +16,8 @@ from tickpipe_clickhouse.connect import connect
 from tickpipe_clickhouse.endpoint import QueryEndpoint
 from tickpipe_clickhouse.migrations import migrate
 from tickpipe_clickhouse.query import READ_ONLY, EndpointClient, QueryFailed, run_saved
+from tickpipe_clickhouse.routing import COLUMNS, route
+from tickpipe_clickhouse.writer import INSERT_SETTINGS
 
 pytestmark = pytest.mark.integration
 
@@ -83,12 +85,14 @@ EVENTS = [
 @pytest.fixture
 def db(clickhouse: Any, ch_database: str) -> str:
     migrate(clickhouse, ch_database)
-    clickhouse.raw_insert(
-        f"{ch_database}.ingest",
-        None,
-        insert_block=b"\n".join(orjson.dumps(e) for e in EVENTS),
-        fmt="JSONEachRow",
-    )
+    for table, columns in COLUMNS.items():  # what the sink does: the JSON as published, per table
+        clickhouse.raw_insert(
+            f"{ch_database}.{table}",
+            columns,
+            insert_block=b"\n".join(orjson.dumps(e) for e in EVENTS if route(orjson.dumps(e)) == table),
+            fmt="JSONEachRow",
+            settings=INSERT_SETTINGS,
+        )
     return ch_database
 
 

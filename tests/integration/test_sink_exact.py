@@ -105,8 +105,8 @@ def test_every_row_lands_once_with_its_content(
 
     # Content: every trade exactly as published (prints in the same millisecond all kept).
     stored = clickhouse.query(
-        f"SELECT ev, symbol, toUnixTimestamp64Milli(timestamp), price, size, exchange, trade_id, tape, "
-        f"conditions, sequence, received_ns FROM {db}.trades ORDER BY sequence"
+        f"SELECT ev, symbol, toUnixTimestamp64Milli(timestamp), toFloat64(price), size, exchange, trade_id, "
+        f"tape, conditions, sequence, toUnixTimestamp64Milli(received) FROM {db}.trades ORDER BY sequence"
     ).result_rows
     expected = sorted(
         (
@@ -121,7 +121,7 @@ def test_every_row_lands_once_with_its_content(
                 e["tape"],
                 e["conditions"],
                 e["sequence"],
-                e["received_ns"],
+                e["received_ns"] // 1_000_000,  # stored to the millisecond
             )
             for e in events
             if e["ev"] in ("T", "XT")
@@ -133,7 +133,8 @@ def test_every_row_lands_once_with_its_content(
     ]
     aggregates = clickhouse.query(
         "SELECT ev, symbol, toUnixTimestamp64Milli(timestamp), toUnixTimestamp64Milli(end_timestamp),"
-        f" open, high, low, close, volume, vwap, avg_size FROM {db}.aggregates"
+        " toFloat64(open), toFloat64(high), toFloat64(low), toFloat64(close), volume, toFloat64(vwap),"
+        f" avg_size FROM {db}.aggregates"
     ).result_rows
     expected_aggs = Counter(
         (
@@ -168,7 +169,8 @@ def check_bars_against_events(clickhouse: Any, db: str, events: list[dict[str, A
         bar["close"] = e["close"]
         bar["volume"] += e["volume"]
     rows = clickhouse.query(
-        f"SELECT symbol, toUnixTimestamp(bucket), open, high, low, close, volume FROM {db}.ohlcv_1m"
+        f"SELECT symbol, toUnixTimestamp(bucket), toFloat64(open), toFloat64(high), toFloat64(low), "
+        f"toFloat64(close), volume FROM {db}.ohlcv_1m"
     ).result_rows
     got = {
         (r[0], r[1]): {"open": r[2], "high": r[3], "low": r[4], "close": r[5], "volume": r[6]} for r in rows
@@ -226,7 +228,7 @@ def test_rejected_rows_go_to_the_dlq_with_a_reason_and_good_rows_land(
         b'{"ev":"ZZ","symbol":"AAPL","ts_ms":1}': "unknown_ev",
         b'{"ev":"T","ts_ms":1767225600000,"price":1.5}': "constraint_violated",
         b'{"ev":"T","symbol":"AAPL","ts_ms":"soon"}': "clickhouse_rejected",
-        b"not json at all": "clickhouse_rejected",
+        b"not json at all": "malformed_json",
     }
     values = good[:200] + list(bad) + good[200:]
     topic = new_topic("filtered", partitions=1)

@@ -110,3 +110,26 @@ def test_revoke_forgets_the_buffer() -> None:
 )
 def test_parse_pending(metadata: str | None, expected: tuple[int, int] | None) -> None:
     assert parse_pending(metadata) == expected
+
+
+def test_full_stops_consuming_except_to_complete_a_pending_range() -> None:
+    batcher = Batcher(max_rows=2, max_bytes=1000, max_seconds=1.0, clock=Clock())
+    batcher.extend([Rec(0), Rec(1)])
+    assert batcher.full()
+    assert batcher.room() == 0
+    batcher.take()
+    assert (batcher.rows, batcher.nbytes, batcher.room()) == (0, 0, 2)
+    batcher.assign("t", 0, (10, 14))  # recorded when batches were larger than today's limit
+    batcher.extend([Rec(10), Rec(11), Rec(12)])
+    assert batcher.full()
+    assert batcher.room() > 0, "the range must be completed, whatever the current limit"
+
+
+def test_counters_follow_revoke_and_reassign() -> None:
+    batcher = Batcher(10, 1000, 1.0, clock=Clock())
+    batcher.extend([Rec(1, part=0), Rec(2, part=0), Rec(7, part=1)])
+    assert batcher.rows == 3
+    batcher.revoke("t", 0)
+    assert (batcher.rows, batcher.nbytes) == (1, len(b'{"ev":"A"}'))
+    batcher.assign("t", 1, None)
+    assert (batcher.rows, batcher.nbytes) == (0, 0)

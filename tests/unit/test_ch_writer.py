@@ -1,4 +1,4 @@
-"""The writer's bad-row isolation and error classification, against a fake client."""
+"""The writer's routing, bad-row isolation and error classification, against a fake client."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.test_ch_batching import Rec
 from tickpipe_clickhouse.batching import Batch
+from tickpipe_clickhouse.routing import COLUMNS, Unroutable, route
 from tickpipe_clickhouse.writer import ClickHouseWriter, TransientWriteError, describe, is_data_error
 
 
@@ -17,6 +18,7 @@ class FakeClient:
     def __init__(self, error: str = "Code: 27. DB::Exception: Cannot parse input: (at row 1)"):
         self.error = error
         self.inserts: list[tuple[str, list[bytes]]] = []
+        self.tables: list[tuple[str, tuple[str, ...]]] = []
 
     def raw_insert(
         self, table: str, columns: Any, insert_block: bytes, fmt: str, settings: dict[str, Any]
@@ -25,42 +27,95 @@ class FakeClient:
         if any(b"bad" in row for row in rows):
             raise RuntimeError(self.error)
         self.inserts.append((settings["insert_deduplication_token"], rows))
+        self.tables.append((table, tuple(columns)))
+
+
+KNOWN = "A, AM, XA, CA, T, XT, Q, XQ"
 
 
 def batch(values: list[bytes]) -> Batch:
     return Batch("t", 0, [Rec(i, val=v) for i, v in enumerate(values)])
 
 
+def trade(n: int, marker: str = "ok") -> bytes:
+    return f'{{"ev":"T","symbol":"AAPL","n":{n},"m":"{marker}"}}'.encode()
+
+
 def test_bad_rows_are_isolated_with_deterministic_tokens() -> None:
-    values = [b"r0", b"r1", b"bad2", b"r3", b"r4", b"bad5", b"r6", b"r7"]
+    values = [trade(0), trade(1), trade(2, "bad"), trade(3), trade(4), trade(5, "bad"), trade(6), trade(7)]
     client = FakeClient()
     rejected = ClickHouseWriter(client, "db").write(batch(values))
-    assert [r.record.value() for r in rejected] == [b"bad2", b"bad5"]
+    assert [r.record.value() for r in rejected] == [values[2], values[5]]
     assert {r.reason for r in rejected} == {"clickhouse_rejected"}
     stored = sorted(v for _, rows in client.inserts for v in rows)
     assert stored == sorted(v for v in values if b"bad" not in v)
     again = FakeClient()
     ClickHouseWriter(again, "db").write(batch(values))
     assert [t for t, _ in again.inserts] == [t for t, _ in client.inserts], "a replay must cut the same way"
-    assert all(t.startswith("t:0:0-7/") for t, _ in client.inserts)
+    assert all(t.startswith("t:0:0-7:trades/") for t, _ in client.inserts)
 
 
-def test_empty_and_multiline_values_never_reach_clickhouse() -> None:
+def test_rows_go_to_their_table_with_one_token_per_table() -> None:
+    values = [
+        b'{"ev":"Q","symbol":"AAPL"}',
+        b'{"ev":"A","symbol":"AAPL"}',
+        b'{"ev":"T","symbol":"AAPL"}',
+        b'{"symbol":"MSFT","ev":"XT"}',  # another field order: parsed to find ev
+        b'{"ev":"AM","symbol":"AAPL"}',
+    ]
     client = FakeClient()
-    rejected = ClickHouseWriter(client, "db").write(batch([b"", b'{"a":\n1}', b"ok"]))
-    assert [r.reason for r in rejected] == ["empty_value", "malformed_json"]
-    assert client.inserts == [("t:0:0-2", [b"ok"])]
+    assert ClickHouseWriter(client, "db").write(batch(values)) == []
+    assert client.inserts == [
+        ("t:0:0-4:aggregates", [values[1], values[4]]),
+        ("t:0:0-4:quotes", [values[0]]),
+        ("t:0:0-4:trades", [values[2], values[3]]),
+    ]
+    assert [table for table, _ in client.tables] == ["`db`.aggregates", "`db`.quotes", "`db`.trades"]
+    assert client.tables[0][1] == COLUMNS["aggregates"]
+
+
+def test_values_without_a_table_never_reach_clickhouse() -> None:
+    client = FakeClient()
+    values = [b"", b'{"ev":"T",\n"symbol":"X"}', b"not json", b"[1]", b'{"sym":"X"}', b'{"ev":"ZZ"}']
+    values.append(trade(6))
+    rejected = ClickHouseWriter(client, "db").write(batch(values))
+    assert sorted((r.record.offset(), r.reason) for r in rejected) == [
+        (0, "empty_value"),
+        (1, "malformed_json"),  # JSONEachRow reads one value per line
+        (2, "malformed_json"),
+        (3, "malformed_json"),
+        (4, "missing_field"),
+        (5, "unknown_ev"),
+    ]
+    assert "'ZZ'" in next(r.detail for r in rejected if r.reason == "unknown_ev")
+    assert client.inserts == [("t:0:0-6:trades", [trade(6)])]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b'{"ev":"A","symbol":"X"}', "aggregates"),
+        (b'{"ev":"XA","pair":"BTC-USD"}', "aggregates"),
+        (b'{"ev":"CA"}', "aggregates"),
+        (b'{"ev":"XQ"}', "quotes"),
+        (b'{ "ev" : "T" }', "trades"),  # spaces: the slow path still finds it
+        (b'{"ev":"Tx"}', Unroutable("unknown_ev", f"`ev` is 'Tx'; the sink stores {KNOWN}")),
+        (b'{"ev":5}', Unroutable("unknown_ev", f"`ev` is 5; the sink stores {KNOWN}")),
+    ],
+)
+def test_route(value: bytes, expected: str | Unroutable) -> None:
+    assert route(value) == expected
 
 
 def test_server_trouble_is_transient() -> None:
     client = FakeClient(error="Code: 252. DB::Exception: Too many parts (300). (TOO_MANY_PARTS)")
     with pytest.raises(TransientWriteError, match="code 252"):
-        ClickHouseWriter(client, "db").write(batch([b"bad"]))
+        ClickHouseWriter(client, "db").write(batch([trade(0, "bad")]))
 
 
 def test_describe_names_the_constraint_and_drops_noise() -> None:
     exc = RuntimeError(
-        "Code: 469. DB::Exception: Constraint `symbol_present` for table db.ingest is violated at row 1. "
+        "Code: 469. DB::Exception: Constraint `symbol_present` for table db.trades is violated at row 1. "
         "(in file/uri /tmp/tmpabc.raw): While executing X"
     )
     assert is_data_error(exc)

@@ -1,0 +1,142 @@
+"""The steps of a flush, in the order exactly-once rests on.
+
+A flush of batches (one per partition): (1) commit each batch's range as pending offset metadata,
+(2) insert each batch with its tokens, retrying transient failures with back-off, (3) send the rows
+ClickHouse rejected to the DLQ and wait for the broker, (4) commit the next offsets. A crash anywhere
+repeats at most the pending batches, cut identically (batching.py), and ClickHouse drops repeats.
+
+Steps 1 and 4 touch the consumer, so the consumer's thread runs them (confluent-kafka blocks a
+commit from another thread while consume() waits); steps 2 and 3 (`write`) may run on another
+thread, which is how the sink inserts one batch while it consumes the next (sink.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from tickpipe_clickhouse.batching import Batch
+from tickpipe_clickhouse.dlq import DeadLetters
+from tickpipe_clickhouse.sink_metrics import SinkMetrics
+from tickpipe_clickhouse.writer import Rejected, TransientWriteError, Writer
+
+log = logging.getLogger(__name__)
+
+# Commit errors after which the partitions are no longer ours: drop the batch, the owner redoes it.
+_LOST_OWNERSHIP = {
+    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.ILLEGAL_GENERATION,
+    KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError._ASSIGNMENT_LOST,
+    KafkaError._NO_OFFSET,
+}
+
+
+class Stopped(Exception):
+    """A stop was requested while waiting to retry; nothing was committed for the batch."""
+
+
+class Flusher:
+    """Pending ranges -> inserts -> DLQ -> offsets, with retries; see the module docstring."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        writer: Writer,
+        dead_letters: DeadLetters,
+        metrics: SinkMetrics,
+        retry_max_seconds: float,
+        stop: threading.Event,
+    ):
+        self.consumer = consumer
+        self.writer = writer
+        self.dead_letters = dead_letters
+        self.metrics = metrics
+        self.retry_max_seconds = retry_max_seconds
+        self.stop = stop
+        self.failing_since: float | None = None
+
+    def commit_pending(self, batches: list[Batch]) -> bool:
+        """Step 1; False if the partitions are no longer ours (then drop the batches)."""
+        return self._commit([_pending(b) for b in batches], "record pending ranges")
+
+    def write(self, batches: list[Batch]) -> None:
+        """Steps 2 and 3: insert every batch, send its rejected rows to the DLQ, wait for delivery."""
+        for batch in batches:
+            rejected = self._write(batch)
+            for row in rejected:
+                self.dead_letters.send(row)
+                self.metrics.rejected.labels(row.reason).inc()
+            if rejected:
+                log.warning(
+                    "rows rejected by ClickHouse sent to the DLQ",
+                    extra={"fields": {"batch": batch.token, "rows": len(rejected)}},
+                )
+        self._retry(self.dead_letters.flush, "deliver DLQ records")
+
+    def commit_done(self, batches: list[Batch]) -> None:
+        """Step 4."""
+        if self._commit([_done(b) for b in batches], "commit offsets"):
+            self.metrics.batches.inc(len(batches))
+            self.metrics.rows.inc(sum(len(b.records) for b in batches))
+            self.metrics.last_flush.set(time.time())
+
+    def _write(self, batch: Batch) -> list[Rejected]:
+        def attempt() -> list[Rejected]:
+            with self.metrics.insert_seconds.time():
+                return self.writer.write(batch)
+
+        rejected: list[Rejected] = self._retry(attempt, f"insert {batch.token}")
+        return rejected
+
+    def _commit(self, offsets: list[TopicPartition], what: str) -> bool:
+        """Commit synchronously, retrying transient errors; False if the partitions are no longer ours."""
+        try:
+            self._retry(lambda: _check(self.consumer.commit(offsets=offsets, asynchronous=False)), what)
+        except KafkaException as exc:
+            log.warning("%s: partitions moved to another consumer (%s)", what, exc.args[0])
+            return False
+        return True
+
+    def _retry(self, action: Callable[[], Any], what: str) -> Any:
+        delay = 0.1
+        while True:
+            try:
+                result = action()
+            except KafkaException as exc:
+                if exc.args[0].code() in _LOST_OWNERSHIP or exc.args[0].fatal():
+                    raise
+                self._failed(what, exc)
+            except (TransientWriteError, OSError) as exc:
+                self._failed(what, exc)
+            else:
+                self.failing_since = None
+                return result
+            if self.stop.wait(delay):
+                raise Stopped(what)
+            delay = min(delay * 2, self.retry_max_seconds)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.metrics.retries.inc()
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        log.warning("%s failed, retrying: %s", what, exc)
+
+
+def _check(result: list[TopicPartition] | None) -> None:
+    for tp in result or []:
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+
+
+def _pending(batch: Batch) -> TopicPartition:
+    return TopicPartition(batch.topic, batch.partition, batch.first, metadata=batch.pending_metadata())
+
+
+def _done(batch: Batch) -> TopicPartition:
+    return TopicPartition(batch.topic, batch.partition, batch.last + 1, metadata="")

@@ -1,0 +1,112 @@
+"""Which table a FILTERED_TOPIC record goes to, decided from its first bytes.
+
+The processor writes every value as `{"ev":"A",...` (the event kind first), so the sink routes a
+record by looking at its prefix, without parsing the JSON: parsing is ClickHouse's job, in C++,
+once. A value that does not start that way (another writer's field order) is parsed with orjson
+just to find its `ev`. Each table receives the processor's JSON unchanged; its column list names
+the contract's fields (docs/architecture.md), some of them EPHEMERAL inputs of the table
+(clickhouse/migrations/001_raw_tables.sql).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+TABLE_OF_EV = {
+    "A": "aggregates",
+    "AM": "aggregates",
+    "XA": "aggregates",
+    "CA": "aggregates",
+    "T": "trades",
+    "XT": "trades",
+    "Q": "quotes",
+    "XQ": "quotes",
+}
+
+# The FILTERED_TOPIC fields each table reads (the insert's column list; other fields are skipped).
+COLUMNS = {
+    "aggregates": (
+        "ev",
+        "symbol",
+        "start_ms",
+        "end_ms",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "vwap",
+        "day_volume",
+        "day_open",
+        "day_vwap",
+        "avg_size",
+        "otc",
+        "received_ns",
+    ),
+    "trades": (
+        "ev",
+        "symbol",
+        "ts_ms",
+        "price",
+        "size",
+        "exchange",
+        "trade_id",
+        "tape",
+        "conditions",
+        "sequence",
+        "received_ns",
+    ),
+    "quotes": (
+        "ev",
+        "symbol",
+        "ts_ms",
+        "bid_price",
+        "bid_size",
+        "bid_exchange",
+        "ask_price",
+        "ask_size",
+        "ask_exchange",
+        "conditions",
+        "tape",
+        "sequence",
+        "received_ns",
+    ),
+}
+
+_KNOWN = ", ".join(TABLE_OF_EV)
+# The first 10 bytes of the processor's values, `{"ev":"T",` or `{"ev":"AM"`, mapped to the table.
+_PREFIX_TABLE = {
+    (f'{{"ev":"{ev}"' + ("," if len(ev) == 1 else "")).encode(): table for ev, table in TABLE_OF_EV.items()
+}
+
+
+@dataclass(frozen=True)
+class Unroutable:
+    """Why a value has no table: a DLQ reason code and a sentence naming the problem."""
+
+    reason: str
+    detail: str
+
+
+def route(value: bytes) -> str | Unroutable:
+    """The table for one record value, or why there is none."""
+    return _PREFIX_TABLE.get(value[:10]) or _route_parsed(value)
+
+
+def _route_parsed(value: bytes) -> str | Unroutable:
+    """Slow path: parse the JSON to find `ev` (another field order, or an unknown kind)."""
+    try:
+        event = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        return Unroutable("malformed_json", f"the value is not JSON: {exc}")
+    if not isinstance(event, dict):
+        return Unroutable("malformed_json", f"the value is a JSON {type(event).__name__}, not an object")
+    ev = event.get("ev")
+    if ev is None:
+        return Unroutable("missing_field", "the event has no `ev` field")
+    table = TABLE_OF_EV.get(ev) if isinstance(ev, str) else None
+    if table is None:
+        return Unroutable("unknown_ev", f"`ev` is {ev!r}; the sink stores {_KNOWN}")
+    return table

@@ -1,0 +1,105 @@
+"""The sink loop against fakes: commit order, every consumer call on the consumer thread."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from tests.support import wait_for
+from tests.unit.test_ch_batching import Rec
+from tickpipe_clickhouse.batching import Batch, Batcher
+from tickpipe_clickhouse.sink import Sink
+from tickpipe_clickhouse.sink_metrics import SinkMetrics
+from tickpipe_clickhouse.writer import Rejected
+
+
+class Msg(Rec):
+    def error(self) -> None:
+        return None
+
+
+class FakeConsumer:
+    """Hands out `records` a few at a time; records every commit and the thread that made each call."""
+
+    def __init__(self, records: list[Msg]):
+        self.records = records
+        self.commits: list[tuple[int, int, str]] = []  # (offset, partition, metadata)
+        self.threads: set[str] = set()
+        self.on_assign: Any = None
+
+    def _call(self) -> None:
+        self.threads.add(threading.current_thread().name)
+
+    def subscribe(self, topics: list[str], on_assign: Any, on_revoke: Any) -> None:
+        self._call()
+        self.on_assign = on_assign
+
+    def consume(self, num_messages: int, timeout: float) -> list[Msg]:
+        self._call()
+        if self.on_assign is not None:
+            assign, self.on_assign = self.on_assign, None
+            assign(self, [TopicPartition("t", 0)])
+        taken, self.records = self.records[:3], self.records[3:]
+        if not taken:
+            threading.Event().wait(min(timeout, 0.01))
+        return taken
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        self._call()
+        return [TopicPartition(tp.topic, tp.partition, -1001) for tp in partitions]
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> list[TopicPartition]:
+        self._call()
+        assert not asynchronous
+        self.commits += [(tp.offset, tp.partition, tp.metadata or "") for tp in offsets]
+        return offsets
+
+    def close(self) -> None:
+        self._call()
+
+
+class SlowWriter:
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, int]] = []
+        self.threads: set[str] = set()
+
+    def write(self, batch: Batch) -> list[Rejected]:
+        self.threads.add(threading.current_thread().name)
+        threading.Event().wait(0.02)  # an insert takes a while: the consumer goes on meanwhile
+        self.batches.append((batch.first, batch.last))
+        return []
+
+
+class NoDeadLetters:
+    def send(self, row: Rejected) -> None:
+        raise AssertionError("nothing is rejected here")
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_batches_commit_pending_then_done_and_only_from_the_consumer_thread() -> None:
+    consumer = FakeConsumer([Msg(i) for i in range(40)])
+    writer = SlowWriter()
+    sink = Sink(consumer, "t", writer, NoDeadLetters(), Batcher(5, 1 << 20, 0.01), SinkMetrics())  # type: ignore[arg-type]
+    thread = threading.Thread(target=sink.run, name="consumer-thread")
+    thread.start()
+    try:
+        wait_for(lambda: (40, 0, "") in consumer.commits, "every offset committed", timeout=20)
+    finally:
+        sink.stop.set()
+        thread.join(20)
+    assert not thread.is_alive()
+    assert consumer.threads == {"consumer-thread"}, "a consumer call from another thread blocks"
+    assert writer.threads, "nothing was inserted"
+    assert "consumer-thread" not in writer.threads, "inserts run on the writer thread"
+    covered = [offset for first, last in writer.batches for offset in range(first, last + 1)]
+    assert covered == list(range(40)), "every record inserted once, in order"
+    for first, last in writer.batches:  # each batch: pending at FIRST before, LAST+1 after
+        pending = consumer.commits.index((first, 0, f"tickpipe.pending:{first}-{last}"))
+        assert consumer.commits.index((last + 1, 0, "")) > pending
