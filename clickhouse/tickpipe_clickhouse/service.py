@@ -14,6 +14,7 @@ from tickpipe_clickhouse.batching import Batcher
 from tickpipe_clickhouse.connect import Target, connect
 from tickpipe_clickhouse.dlq import DeadLetters
 from tickpipe_clickhouse.endpoint import QueryEndpoint
+from tickpipe_clickhouse.faults import with_faults
 from tickpipe_clickhouse.migrations import migrate
 from tickpipe_clickhouse.query import READ_ONLY
 from tickpipe_clickhouse.settings import SinkSettings
@@ -82,7 +83,9 @@ def run_sink(settings: SinkSettings) -> int:
     target = Target(dsn)
     # On the embedded engine one insert parses on one thread: splitting a block across the
     # machine's few cores measured slower (docs/clickhouse.md). A server keeps its own default.
-    writer: Writer = ClickHouseWriter(client, database, EMBEDDED_INSERT_SETTINGS if target.embedded else None)
+    writer: Writer = with_faults(
+        ClickHouseWriter(client, database, EMBEDDED_INSERT_SETTINGS if target.embedded else None)
+    )
     sink = Sink(
         Consumer(consumer_config(settings)),
         settings.filtered_topic,

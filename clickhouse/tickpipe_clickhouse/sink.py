@@ -14,6 +14,7 @@ the offsets a new owner reads are final. SIGTERM flushes what is buffered and ex
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from tickpipe_clickhouse.writer import Writer
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2  # longest wait in consume(): how quickly a stop or a due flush is noticed
+LAG_EVERY_SECONDS = 5.0  # how often the lag gauge is refreshed (Prometheus scrapes every 15-30 s)
 BUSY_POLL_SECONDS = 0.02  # the same while a write is in flight: its end is noticed this soon
 
 
@@ -56,6 +58,7 @@ class Sink:
         self.writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
         self.in_flight: tuple[list[Batch], Future[None]] | None = None
         self.last_loop = time.monotonic()
+        self.last_lag = 0.0
 
     # --- health -----------------------------------------------------------------------------------
 
@@ -81,6 +84,7 @@ class Sink:
                     self._start(self.batcher.take())
                 self._consume()
                 self.metrics.buffered.set(self.batcher.rows)
+                self._update_lag()
             self._finish()  # graceful stop: what is buffered goes out and is committed
             self._start(self.batcher.take())
             self._finish()
@@ -121,6 +125,18 @@ class Sink:
             _report_errors(messages)
         self.batcher.extend(records)
 
+    def _update_lag(self) -> None:
+        """The lag gauge, from the watermarks librdkafka cached with its last fetch (no broker call)."""
+        now = time.monotonic()
+        if now - self.last_lag < LAG_EVERY_SECONDS:
+            return
+        self.last_lag = now
+        assigned = self.consumer.assignment()
+        for tp in self.consumer.position(assigned) if assigned else []:
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                self.metrics.lag.labels(str(tp.partition)).set(max(0, high - tp.offset))
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._finish()
         committed = consumer.committed(partitions, timeout=30)
@@ -140,6 +156,8 @@ class Sink:
         self._finish()  # its commit is still valid while the partitions are being revoked
         for tp in partitions:
             self.batcher.revoke(tp.topic, tp.partition)
+            with contextlib.suppress(KeyError):
+                self.metrics.lag.remove(str(tp.partition))
 
 
 def _report_errors(messages: list[Message]) -> None:

@@ -24,6 +24,12 @@ class SinkMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.lag = Gauge(
+            "tickpipe_sink_consumer_lag",
+            "messages between the consumer's position and the partition's end",
+            ["partition"],
+            registry=r,
+        )
         self.buffered = Gauge("tickpipe_sink_buffered_rows", "rows waiting for the next flush", registry=r)
         self.last_flush = Gauge(
             "tickpipe_sink_last_flush_timestamp_seconds", "Unix time of the last committed flush", registry=r

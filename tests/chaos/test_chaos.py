@@ -44,12 +44,13 @@ from tests.support import wait_for
 from tickpipe.demo.monitor import KafkaWatcher
 from tickpipe.kafka import dlq_topic, ensure_topics
 from tickpipe.local.kafka_broker import KafkaBroker
+from tickpipe_clickhouse.faults import CLICKHOUSE_DOWN
 from tickpipe_simulator.testing import SimulatorProcess
 
 pytestmark = pytest.mark.integration
 
 SUBSCRIPTIONS = "channel,symbol\nA,*\nAM,*\nT,*\nQ,*\n"
-CLICKHOUSE_FAULT = "clickhouse-writes-fail"
+CLICKHOUSE_FAULT = CLICKHOUSE_DOWN
 
 
 @dataclass(frozen=True)

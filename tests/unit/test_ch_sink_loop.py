@@ -56,6 +56,18 @@ class FakeConsumer:
         self.commits += [(tp.offset, tp.partition, tp.metadata or "") for tp in offsets]
         return offsets
 
+    def assignment(self) -> list[TopicPartition]:
+        self._call()
+        return [TopicPartition("t", 0)]
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        self._call()
+        return [TopicPartition(tp.topic, tp.partition, 0) for tp in partitions]
+
+    def get_watermark_offsets(self, partition: TopicPartition, cached: bool = False) -> tuple[int, int]:
+        self._call()
+        return (0, 0)
+
     def close(self) -> None:
         self._call()
 
