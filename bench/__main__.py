@@ -23,7 +23,8 @@ SCENARIOS: dict[str, str] = {
     "producer": "bench.producer",  # simulator -> producer -> Kafka
     "processor": "bench.processor",  # preloaded raw topic -> processor (and the Quix Streams peer)
     "sink": "bench.sink",  # preloaded filtered topic -> sink -> chDB (and peers)
-    "queries": "bench.queries",  # TDengine-shaped queries on 5 years of minute bars
+    "queries": "bench.queries",
+    "e2e": "bench.e2e",  # the whole pipeline: sustained rate, latency, RSS, CPU
     "image-deps": "bench.image_deps",  # the images' Python environment, installed from the lock
     "cdk-synth": "bench.cdk_synth",  # offline synthesis of the CDK app
 }

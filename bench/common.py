@@ -50,11 +50,12 @@ def machine_line() -> str:
 
 @dataclass
 class ProcessSampler:
-    """Peak RSS (VmHWM) and CPU seconds of a process, read from /proc."""
+    """Peak RSS (VmHWM) of a process, and the CPU seconds it used since the first sample (/proc)."""
 
     pid: int
     peak_rss_mb: float = 0.0
-    cpu_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # used since the first sample (not since the process started)
+    _cpu_at_first_sample: float | None = None
     samples: list[float] = field(default_factory=list)
 
     def sample(self) -> None:
@@ -67,7 +68,10 @@ class ProcessSampler:
             if line.startswith("VmHWM:"):
                 self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
         ticks = os.sysconf("SC_CLK_TCK")
-        self.cpu_seconds = (int(stat[11]) + int(stat[12])) / ticks
+        used = (int(stat[11]) + int(stat[12])) / ticks
+        if self._cpu_at_first_sample is None:
+            self._cpu_at_first_sample = used
+        self.cpu_seconds = used - self._cpu_at_first_sample
 
 
 def self_peak_rss_mb() -> float:

@@ -49,6 +49,14 @@ class BaseServiceSettings(BaseSettings):
     filtered_topic: str = Field(
         "custom_filtered_stock_data_topic", min_length=1, description="normalised, filtered topic"
     )
+    raw_topic_partitions: int = Field(
+        4,
+        ge=1,
+        description="partitions of RAW_TOPIC when tickpipe creates it (processor instances scale to it)",
+    )
+    filtered_topic_partitions: int = Field(
+        1, ge=1, description="partitions of FILTERED_TOPIC when tickpipe creates it (one sink instance each)"
+    )
     aws_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto)")
     log_level: LogLevel = Field("INFO", description="log level")
     log_format: LogFormat = Field("json", description="json for services, text for humans")
@@ -59,6 +67,20 @@ class BaseServiceSettings(BaseSettings):
         config = {"bootstrap.servers": self.kafka_bootstrap_servers}
         config.update(kafka_passthrough(os.environ))
         return config
+
+    def topic_partitions(self) -> dict[str, int]:
+        """Every topic of the pipeline with the partition count tickpipe creates it with.
+
+        FILTERED_TOPIC defaults to one partition: the sink inserts each partition's batch on its
+        own (that is what makes replays exact), so fewer partitions mean fewer, larger inserts,
+        which ClickHouse wants (about one per second per table). Raise it to run more sinks.
+        """
+        return {
+            self.raw_topic: self.raw_topic_partitions,
+            self.filtered_topic: self.filtered_topic_partitions,
+            f"{self.raw_topic}.dlq": 1,
+            f"{self.filtered_topic}.dlq": 1,
+        }
 
     def effective(self) -> dict[str, Any]:
         """The configuration as it is in force, secrets masked: what a service logs at start."""

@@ -12,6 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 log = logging.getLogger(__name__)
 
 DEFAULT_PARTITIONS = 4
+BROKER_DEFAULT = -1  # NewTopic: use the broker's default (KIP-464)
 
 
 def dlq_topic(source_topic: str) -> str:
@@ -21,18 +22,22 @@ def dlq_topic(source_topic: str) -> str:
 
 def ensure_topics(
     config: Mapping[str, str],
-    topics: Iterable[str],
+    topics: Iterable[str] | Mapping[str, int],
     partitions: int = DEFAULT_PARTITIONS,
-    replication: int = 1,
+    replication: int = BROKER_DEFAULT,
     timeout: float = 30.0,
 ) -> None:
     """Create the topics that do not exist yet; existing ones are left as they are.
 
-    Retries while the controller is still settling (a fresh broker answers metadata a moment before
-    it accepts CreateTopics).
+    `topics` is a list (each gets `partitions`) or a mapping of topic to its partition count. The
+    replication factor is the broker's `default.replication.factor` unless given, so a topic
+    created on MSK or Confluent Cloud is as durable as the cluster intends. Retries while the
+    controller is still settling (a fresh broker answers metadata a moment before it accepts
+    CreateTopics).
     """
     admin = AdminClient(dict(config))
-    wanted = sorted(set(topics))
+    counts = dict(topics) if isinstance(topics, Mapping) else dict.fromkeys(topics, partitions)
+    wanted = sorted(counts)
     deadline = time.monotonic() + timeout
     while True:
         existing = set(admin.list_topics(timeout=10).topics)
@@ -40,13 +45,13 @@ def ensure_topics(
         if not missing:
             return
         futures = admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=replication) for name in missing]
+            [NewTopic(name, num_partitions=counts[name], replication_factor=replication) for name in missing]
         )
         retry = False
         for name, future in futures.items():
             try:
                 future.result()
-                log.info("created topic %s (%d partitions)", name, partitions)
+                log.info("created topic %s (%d partitions)", name, counts[name])
             except KafkaException as exc:
                 error = exc.args[0]
                 if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:

@@ -68,7 +68,7 @@ def run_sink(settings: SinkSettings) -> int:
     database = settings.clickhouse_database
     client = connect(dsn)
     migrate(client, database, settings.raw_ttl_days)
-    ensure_topics(settings.kafka_config(), [settings.filtered_topic, settings.dlq()])
+    ensure_topics(settings.kafka_config(), {**settings.topic_partitions(), settings.dlq(): 1})
 
     stop = threading.Event()
 

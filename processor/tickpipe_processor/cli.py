@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 def serve(settings: ProcessorSettings, rules: Any) -> int:
     from confluent_kafka import KafkaException
 
-    from tickpipe.kafka import dlq_topic, ensure_topics
+    from tickpipe.kafka import ensure_topics
     from tickpipe.metrics import MetricsServer
     from tickpipe_processor.loop import FatalError, Processor
     from tickpipe_processor.metrics import ProcessorMetrics
@@ -58,10 +58,7 @@ def serve(settings: ProcessorSettings, rules: Any) -> int:
         extra={"fields": {"settings": settings.effective(), "rules": rules.model_dump(mode="json")}},
     )
     try:
-        ensure_topics(
-            settings.kafka_config(),
-            [settings.raw_topic, settings.filtered_topic, dlq_topic(settings.raw_topic)],
-        )
+        ensure_topics(settings.kafka_config(), settings.topic_partitions())
     except (KafkaException, TimeoutError) as exc:
         log.error("Kafka is not reachable", extra={"fields": {"error": str(exc)}})
         return 1

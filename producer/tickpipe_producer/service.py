@@ -42,7 +42,7 @@ def run(settings: ProducerSettings) -> int:
         raise ConfigError(f"no good subscription set:\n{exc}") from None
     log.info("subscriptions loaded", extra={"fields": {"topics": sorted(initial.topics)}})
 
-    ensure_topics(settings.kafka_config(), [settings.raw_topic])
+    ensure_topics(settings.kafka_config(), settings.topic_partitions())
     resumed_from = previous_coverage_end(settings.kafka_config(), settings.raw_topic, settings.feed_label)
     metrics = ProducerMetrics()
     queue = FrameQueue(settings.queue_max_bytes)

@@ -20,11 +20,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tickpipe.config import BaseServiceSettings, load_settings
 from tickpipe.demo.monitor import KafkaWatcher, scrape, total
 from tickpipe.demo.progress import Snapshot, render, snapshot
 from tickpipe.demo.services import ServiceProcess, wait_until
 from tickpipe.demo.simulator_control import events_sent, quiesce, simulator_stats
-from tickpipe.kafka import dlq_topic, ensure_topics
+from tickpipe.kafka import ensure_topics
 from tickpipe.local import stack
 from tickpipe.local.process import free_port
 from tickpipe.paths import home
@@ -64,7 +65,8 @@ def _run_services(options: DemoOptions, settings: dict[str, str]) -> int:
     env = _service_env(settings, options)
     raw, filtered = env["RAW_TOPIC"], env["FILTERED_TOPIC"]
     kafka = {"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]}
-    ensure_topics(kafka, [raw, filtered, dlq_topic(raw), dlq_topic(filtered)])
+    topics = load_settings(BaseServiceSettings, {"raw_topic": raw, "filtered_topic": filtered})
+    ensure_topics(kafka, topics.topic_partitions())
     logs = home() / "logs"
     services = {
         name: ServiceProcess(name, [name], env, logs / f"{name}.log", free_port())

@@ -1,0 +1,224 @@
+"""End to end: simulator -> producer -> Kafka -> processor -> Kafka -> sink -> chDB, all on this machine.
+
+    python -m bench e2e                                   # rates 1k, 10k, 50k events/s, 30 s each
+    python -m bench e2e --param rates=20000,40000 --param seconds=60
+
+For each rate, a fresh simulated session at that many trades+quotes per second (A/AM on top) runs
+through the three services as separate processes. Reported per rate:
+- zero loss: rows in ClickHouse == events the simulator sent;
+- kept up: the largest consumer lag seen (processor and sink, from their metrics) and how long the
+  pipeline needed after the session ended to make the last event queryable (the drain);
+- event -> queryable latency percentiles: a poller asks the sink's query endpoint every 50 ms for
+  the trades of eight busy symbols it has not seen yet; an event's latency is that poll's time minus
+  the moment the producer read it (`received`): an upper bound, polling adds up to 50 ms;
+- peak RSS and CPU seconds of each process (producer, processor, sink, broker, simulator).
+Targets: >= 50k events/s sustained with zero loss; p99 <= 1 s at 10k events/s.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import ProcessSampler
+from tickpipe.demo.monitor import scrape, total
+from tickpipe.demo.services import ServiceProcess
+from tickpipe.kafka import dlq_topic, ensure_topics
+from tickpipe.local.kafka_broker import KafkaBroker
+from tickpipe.local.process import free_port
+from tickpipe_simulator.testing import SimulatorProcess
+
+CSV = "channel,symbol\nA,*\nAM,*\nT,*\nQ,*\n"
+POLL_SECONDS = 0.05
+# The latency sample: every trade of these symbols (a few percent of all events), so each poll
+# stays small and the poller keeps its 50 ms rhythm at any rate.
+PROBED_SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META", "GOOGL", "AMD"]
+TARGET_RATE = 50_000
+TARGET_P99_SECONDS = 1.0
+
+
+def _services(workdir: Path, bootstrap: str, sim: SimulatorProcess, tag: str) -> dict[str, ServiceProcess]:
+    csv = workdir / "subscriptions.csv"
+    csv.write_text(CSV)
+    raw, filtered = f"{tag}-raw", f"{tag}-filtered"
+    kafka = {"bootstrap.servers": bootstrap}
+    ensure_topics(kafka, [raw, dlq_topic(raw), dlq_topic(filtered)])
+    ensure_topics(kafka, [filtered], partitions=int(os.environ.get("FILTERED_TOPIC_PARTITIONS", "1")))
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(workdir)),
+        "TICKPIPE_HOME": str(workdir / "home"),
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "RAW_TOPIC": raw,
+        "FILTERED_TOPIC": filtered,
+        "POLYGON_FEED": sim.feed,
+        "POLYGON_SECURE": "false",
+        "POLYGON_API_KEY": sim.api_key,
+        "SUBSCRIPTIONS_URI": str(csv),
+        "CLICKHOUSE_DSN": f"chdb://{workdir / f'chdb-{tag}'}",
+        "LOG_LEVEL": "WARNING",
+        "PROCESSOR_INSTANCE_ID": f"{tag}-processor",
+        "PROCESSOR_GROUP_ID": f"{tag}-processor",  # a group per run: a finished run's static member
+        "SINK_GROUP_ID": f"{tag}-sink",  # would hold the next run's partitions for a session timeout
+        "SINK_INSTANCE_ID": f"{tag}-sink",
+    }
+    # Settings to try pass through: PROCESSOR_BATCH_MS=50 SINK_BATCH_SECONDS=0.2 python -m bench e2e
+    tunable = ("PROCESSOR_BATCH", "SINK_BATCH", "QUEUE_")
+    env.update({key: value for key, value in os.environ.items() if key.startswith(tunable)})
+    logs = workdir / "logs"
+    return {
+        name: ServiceProcess(name, [name], env, logs / f"{tag}-{name}.log", free_port())
+        for name in ("sink", "processor", "producer")
+    }
+
+
+def _percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+    return {
+        "p50_ms": at(0.50),
+        "p90_ms": at(0.90),
+        "p99_ms": at(0.99),
+        "max_ms": at(1.0),
+        "samples": len(ordered),
+    }
+
+
+class LatencyProbe:
+    """Polls the sink's query endpoint for trades not seen before; one latency per trade."""
+
+    def __init__(self, chdb_folder: Path):
+        self.folder = chdb_folder
+        self.client: Any = None
+        self.seen: set[tuple[str, int]] = set()
+        self.latencies: list[float] = []
+        self.visible_rows = 0
+
+    def poll(self) -> None:
+        if self.client is None:
+            from tickpipe_clickhouse.query import live_endpoint
+
+            self.client = live_endpoint(self.folder)
+            if self.client is None:
+                return
+        asked = time.time()
+        try:
+            answer = self.client.raw_query(
+                "SELECT symbol, sequence, toUnixTimestamp64Nano(received) FROM trades "
+                "WHERE symbol IN ({symbols:Array(String)}) AND received > now64(3) - INTERVAL 10 SECOND",
+                parameters={"symbols": PROBED_SYMBOLS},
+                fmt="TSV",
+            )
+        except Exception:
+            return
+        for line in answer.splitlines():
+            symbol, sequence, received_ns = line.split(b"\t")
+            key = (symbol.decode(), int(sequence))
+            if key not in self.seen:
+                self.seen.add(key)
+                self.latencies.append(asked - int(received_ns) / 1e9)
+
+
+def _run_rate(workdir: Path, broker: KafkaBroker, rate: int, seconds: int) -> dict[str, Any]:
+    tag = f"r{rate}"
+    sim_args = [
+        "--seed",
+        "9",
+        "--symbols",
+        "100",
+        "--rate",
+        str(rate),
+        "--session-seconds",
+        str(seconds),
+        "--wait-for-subscriber",
+    ]
+    with SimulatorProcess(workdir, *sim_args) as sim:
+        services = _services(workdir, broker.bootstrap, sim, tag)
+        samplers: dict[str, ProcessSampler] = {}
+        try:
+            for service in services.values():
+                service.start()
+                assert service.pid is not None
+                samplers[service.name] = ProcessSampler(service.pid)
+            assert broker.pid is not None
+            assert sim.process is not None
+            samplers["broker"] = ProcessSampler(broker.pid)
+            samplers["simulator"] = ProcessSampler(sim.process.pid)
+            probe = LatencyProbe(workdir / f"chdb-{tag}")
+            max_lag = {"processor": 0.0, "sink": 0.0}
+            deadline = time.monotonic() + seconds + 180
+            finished_at: float | None = None
+            sent = None
+            rows = 0.0
+            while time.monotonic() < deadline:
+                probe.poll()
+                for sampler in samplers.values():
+                    sampler.sample()
+                for name in ("processor", "sink"):
+                    lag = total(scrape(services[name].metrics_url), f"tickpipe_{name}_consumer_lag")
+                    max_lag[name] = max(max_lag[name], lag)
+                stats = sim.stats()
+                rows = total(scrape(services["sink"].metrics_url), "tickpipe_sink_rows_total")
+                if stats["feed"]["finished"]:
+                    finished_at = finished_at or time.monotonic()
+                    sent = stats["totals"]["events_sent_total"]
+                    if rows >= sent:
+                        break
+                time.sleep(POLL_SECONDS)
+            drain = time.monotonic() - finished_at if finished_at else None
+        finally:
+            for name in ("producer", "processor", "sink"):
+                services[name].stop(30)
+    return {
+        "rate_trades_quotes": rate,
+        "seconds": seconds,
+        "events_sent": sent,
+        "events_per_second": round(sent / seconds) if sent else None,
+        "rows_in_clickhouse": int(rows),
+        "zero_loss": sent is not None and int(rows) == sent,
+        "drain_seconds_after_session": round(drain, 2) if drain is not None else None,
+        "max_consumer_lag": max_lag,
+        "latency_event_to_queryable": _percentiles(probe.latencies),
+        "peak_rss_mb": {name: round(s.peak_rss_mb, 1) for name, s in samplers.items()},
+        "cpu_seconds": {name: round(s.cpu_seconds, 1) for name, s in samplers.items()},
+    }
+
+
+def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
+    rates = [int(r) for r in params.get("rates", "1000,10000,50000").split(",")]
+    seconds = int(params.get("seconds", "30"))
+    with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
+        workdir = Path(tmp)
+        broker = KafkaBroker(workdir / "kafka").start()
+        try:
+            _run_rate(workdir, broker, 5000, 10)  # warm-up, discarded: the broker's JIT, the page cache
+            runs = [_run_rate(workdir, broker, rate, seconds) for rate in rates]
+        finally:
+            broker.stop()
+    kept_up = [r for r in runs if r["zero_loss"] and (r["drain_seconds_after_session"] or 99) < 5]
+    best = max((r["events_per_second"] or 0 for r in kept_up), default=0)
+    parts = []
+    for r in runs:
+        latency = r["latency_event_to_queryable"]
+        parts.append(
+            f"{r['events_per_second']:,} ev/s: loss {'0' if r['zero_loss'] else 'YES'}, "
+            f"drain {r['drain_seconds_after_session']} s, p50/p99 {latency.get('p50_ms')}/"
+            f"{latency.get('p99_ms')} ms"
+        )
+    summary = (
+        f"e2e: highest rate kept up with zero loss {best:,} ev/s (target >= {TARGET_RATE:,}); "
+        + "; ".join(parts)
+    )
+    return {
+        "runs": runs,
+        "highest_rate_kept_up": best,
+        "targets": {"events_per_second": TARGET_RATE, "p99_ms_at_10k": TARGET_P99_SECONDS * 1000},
+    }, summary
