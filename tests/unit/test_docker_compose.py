@@ -144,9 +144,11 @@ def test_kafka_is_ready_for_transactions_and_has_every_topic(compose: dict[str, 
     assert kafka["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == 1
     assert kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
     assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-    topics = set(compose["services"]["kafka-topics"]["environment"]["TOPICS"].split())
+    entries = compose["services"]["kafka-topics"]["environment"]["TOPICS"].split()
+    topics = {entry.split(":", 1)[0]: entry.split(":", 1)[1] for entry in entries}
     raw, filtered = "polygon_stream_aggregates", "custom_filtered_stock_data_topic"
-    assert topics == {raw, filtered, dlq_topic(raw), dlq_topic(filtered)}
+    assert set(topics) == {raw, filtered, dlq_topic(raw), dlq_topic(filtered)}
+    assert topics[filtered] == "${FILTERED_TOPIC_PARTITIONS:-1}", "one sink insert stream by default"
 
 
 def test_bind_mounted_files_exist(compose: dict[str, Any]) -> None:
