@@ -31,15 +31,26 @@ SCENARIOS: dict[str, str] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, add_help=False)
+    parser.add_argument("-h", "--help", action="store_true", help="this help, or a scenario's own")
+    if argv is None:
+        argv = sys.argv[1:]
+    if not [a for a in argv if not a.startswith("-")]:
+        parser.add_argument("scenario", nargs="?", choices=sorted(SCENARIOS))
+        parser.print_help()
+        return 0
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--record", action="store_true", help="append a dated row to docs/benchmarks.md")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     args, rest = parser.parse_known_args(argv)
     module = importlib.import_module(SCENARIOS[args.scenario])
     if not hasattr(module, "run"):
-        code: int = module.main(rest)
+        code: int = module.main([*rest, "--help"] if args.help else rest)
         return code
+    if args.help:
+        parser.print_help()
+        print(f"\n{args.scenario}: {module.__doc__}")
+        return 0
     if rest:
         parser.error(f"unknown options for {args.scenario}: {' '.join(rest)} (use --param KEY=VALUE)")
     params = dict(item.split("=", 1) for item in args.param)
