@@ -73,8 +73,9 @@ def _run_services(options: DemoOptions, settings: dict[str, str]) -> int:
         for name in ("sink", "processor", "producer")  # consumers first: nothing waits on a rebalance later
     }
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous = {
+        signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     codes: dict[str, int | None] = {}
     final: Snapshot | None = None
     try:
@@ -91,7 +92,8 @@ def _run_services(options: DemoOptions, settings: dict[str, str]) -> int:
         for service in services.values():
             if service.running():
                 codes[service.name] = service.stop(10)
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     summary = _final_summary(options, env, codes, final)
     summary_path().write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nstopped: {', '.join(f'{name} (exit {code})' for name, code in codes.items())}")
@@ -111,10 +113,12 @@ def _service_env(settings: dict[str, str], options: DemoOptions) -> dict[str, st
     env["PROCESSOR_GROUP_ID"] = PROCESSOR_GROUP
     env["SINK_GROUP_ID"] = SINK_GROUP
     if options.live:
-        env["POLYGON_API_KEY"] = os.environ["POLYGON_API_KEY"]
-        for key in ("POLYGON_FEED", "POLYGON_SECURE"):
+        # The user's own feed settings, never the local simulator's from .tickpipe/local.env.
+        from tickpipe.cli import user_environment
+
+        for key in ("POLYGON_API_KEY", "POLYGON_FEED", "POLYGON_SECURE"):
             env.pop(key, None)
-            if key in os.environ:
+            if key in user_environment():
                 env[key] = os.environ[key]
     return env
 
