@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TOOLS  ?= .tools
 
-.PHONY: setup tools lock demo test lint unit integration clean
+.PHONY: setup tools bench-tools lock demo test lint unit integration clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,15 @@ $(TOOLS)/.installed: $(VENV)/.installed deploy/tools/checkov.txt deploy/tools/co
 	$(PYTHON) -m venv $(TOOLS)/compose
 	PIP_CONSTRAINT=$(CURDIR)/deploy/tools/compose-build-constraints.txt \
 		$(TOOLS)/compose/bin/pip install --quiet -r deploy/tools/compose.txt
+	touch $@
+
+# The processor benchmark's peer, Quix Streams, pins older confluent-kafka and pydantic than tickpipe:
+# it gets its own venv, with tickpipe's processor code (the same validation and rules) beside it.
+bench-tools: $(TOOLS)/quix/.installed
+
+$(TOOLS)/quix/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TOOLS)/quix
+	$(TOOLS)/quix/bin/pip install --quiet 'quixstreams==3.28.1' -e '.[processor]'
 	touch $@
 
 # The container images' exact dependencies (deploy/locks/<image>.txt, one per image: the core plus

@@ -8,6 +8,7 @@ process on that topic (own consumer group, own output topic, transactions on, sa
 watches its committed offsets. Reported per engine: sustained msg/s (from the first committed
 offset to the last), CPU seconds, peak RSS (VmHWM) and the output count (read_committed), which
 must be equal between engines. Uses KAFKA_BOOTSTRAP_SERVERS, else starts the local broker.
+The Quix peer runs from its own venv: `make bench-tools` once.
 """
 
 from __future__ import annotations
@@ -57,9 +58,24 @@ def preload(bootstrap: str, topic: str, count: int) -> float:
     return time.perf_counter() - started
 
 
+QUIX_VENV = Path(__file__).resolve().parent.parent / ".tools" / "quix"
+
+
+def quix_python() -> str:
+    """The interpreter of the Quix peer: its own venv (`make bench-tools`), because quixstreams pins
+    confluent-kafka < 2.13 and pydantic < 2.14, older than tickpipe's; $QUIX_PYTHON overrides."""
+    explicit = os.environ.get("QUIX_PYTHON")
+    if explicit:
+        return explicit
+    candidate = QUIX_VENV / "bin" / "python"
+    if candidate.exists():
+        return str(candidate)
+    raise SystemExit("the Quix peer needs its own venv: run `make bench-tools` (or set QUIX_PYTHON)")
+
+
 def engine_command(engine: str, profile: str | None) -> list[str]:
     if engine == "quix":
-        return [sys.executable, "-m", "bench.processor_quix"]
+        return [quix_python(), "-m", "bench.processor_quix"]
     prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
     return [*prefix, "-m", "tickpipe", "processor"]
 

@@ -43,6 +43,7 @@ class Batch:
     topic: str
     partition: int
     records: list[Record]
+    replay: bool = False  # a pending range rebuilt after a restart: it may have reached ClickHouse
 
     @property
     def first(self) -> int:
@@ -202,13 +203,14 @@ class Batcher:
             if not part.ready():
                 continue
             cut = len(part.records)
+            replay = part.replay_last is not None
             if part.replay_last is not None:  # offsets ascend: keep exactly those up to the recorded last
                 cut = sum(1 for r in part.records if _offset(r) <= part.replay_last)
                 part.replay_last = None
                 if cut == 0:  # the recorded range is no longer in the log (retention): nothing to redo
                     continue
             taken, rest = part.records[:cut], part.records[cut:]
-            batches.append(Batch(topic, partition, taken))
+            batches.append(Batch(topic, partition, taken, replay=replay))
             rest_bytes = sum(len(r.value() or b"") for r in rest) if rest else 0
             self._rows -= len(taken)
             self._bytes -= part.nbytes - rest_bytes

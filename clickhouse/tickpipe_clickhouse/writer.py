@@ -13,16 +13,28 @@ so a replay after a crash repeats them exactly and ClickHouse drops the inserts 
 Anything else (network, server down, TOO_MANY_PARTS, timeouts) raises TransientWriteError; the sink
 retries the same batch with the same token, so a write that succeeded but whose answer was lost is
 deduplicated.
+
+A replayed batch (a pending range rebuilt after a crash) is also checked: its first and last rows
+of each table must be in ClickHouse after the insert. Plain MergeTree records a block's token in its
+deduplication log a moment before it commits the part; a process killed in between (with embedded
+chDB the sink *is* the ClickHouse process) leaves the token without the part, and the replay would be
+dropped as a duplicate of rows that do not exist. When the check finds them absent the rows are
+inserted again under a new token (`TOKEN:again1`, ...). Found by the chaos suite (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from tickpipe_clickhouse.batching import Batch, Record
 from tickpipe_clickhouse.routing import COLUMNS, Unroutable, route
+
+log = logging.getLogger(__name__)
 
 # ClickHouse error codes that mean "this data cannot be stored", not "try again later".
 DATA_ERROR_CODES = {
@@ -95,6 +107,28 @@ INSERT_SETTINGS = {
 }
 
 
+MAX_REINSERTS = 3
+# How to find one stored row again, per table: SQL with bound parameters, and each parameter's field
+# in the record's JSON (the processor's normalised schema, docs/architecture.md).
+PRESENCE: dict[str, tuple[str, dict[str, str]]] = {
+    "aggregates": (
+        "SELECT count() FROM `{db}`.aggregates WHERE symbol = {{symbol:String}} AND ev = {{ev:String}} "
+        "AND timestamp = fromUnixTimestamp64Milli({{t:Int64}}, 'UTC')",
+        {"symbol": "symbol", "ev": "ev", "t": "start_ms"},
+    ),
+    "trades": (
+        "SELECT count() FROM `{db}`.trades WHERE symbol = {{symbol:String}} "
+        "AND timestamp = fromUnixTimestamp64Milli({{t:Int64}}, 'UTC') AND sequence = {{sequence:UInt64}}",
+        {"symbol": "symbol", "t": "ts_ms", "sequence": "sequence"},
+    ),
+    "quotes": (
+        "SELECT count() FROM `{db}`.quotes WHERE symbol = {{symbol:String}} "
+        "AND timestamp = fromUnixTimestamp64Milli({{t:Int64}}, 'UTC') AND sequence = {{sequence:UInt64}}",
+        {"symbol": "symbol", "t": "ts_ms", "sequence": "sequence"},
+    ),
+}
+
+
 class ClickHouseWriter:
     """Writes batches into the aggregates, trades and quotes tables through a clickhouse-connect client."""
 
@@ -123,8 +157,32 @@ class ClickHouseWriter:
             if sum(value.count(b"\n") for value in values):  # one JSON value per line, or it is not ours
                 records, values = _one_line_each(records, values, rejected)
             if values:
+                already_rejected = len(rejected)
                 self._insert_isolating(table, records, values, f"{batch.token}:{table}", rejected)
+                if batch.replay and len(rejected) == already_rejected:
+                    self._ensure_present(table, values, f"{batch.token}:{table}")
         return rejected
+
+    def _ensure_present(self, table: str, values: list[bytes], token: str) -> None:
+        """After a replayed insert: its first and last rows are stored, or they are inserted again."""
+        probes = [values[0]] if len(values) == 1 else [values[0], values[-1]]
+        for attempt in range(1, MAX_REINSERTS + 1):
+            if all(self._present(table, value) for value in probes):
+                return
+            log.warning(
+                "a replayed insert was dropped as a duplicate but its rows are not stored; inserting again",
+                extra={"fields": {"token": token, "table": table, "rows": len(values), "attempt": attempt}},
+            )
+            self._insert(table, values, f"{token}:again{attempt}")
+        if not all(self._present(table, value) for value in probes):
+            raise TransientWriteError(f"replayed rows of {token} are still not stored")
+
+    def _present(self, table: str, value: bytes) -> bool:
+        sql, keys = PRESENCE[table]
+        row = orjson.loads(value)
+        parameters = {name: row.get(field) or (0 if name != "symbol" else "") for name, field in keys.items()}
+        result = self.client.query(sql.format(db=self.database), parameters=parameters)
+        return bool(result.result_rows and result.result_rows[0][0])
 
     def _insert_isolating(
         self, table: str, records: list[Record], values: list[bytes], token: str, out: list[Rejected]

@@ -254,7 +254,14 @@ def _verify(
 
     stored = clickhouse_keys(env)
     assert max(stored.values(), default=1) == 1, "a row is in ClickHouse twice"
-    assert set(stored) == set(filtered_keys), "ClickHouse differs from FILTERED_TOPIC"
+    missing_rows = set(filtered_keys) - set(stored)
+    extra_rows = set(stored) - set(filtered_keys)
+    assert not missing_rows, (
+        f"{len(missing_rows)} events missing from ClickHouse, e.g. {sorted(missing_rows)[:3]}"
+    )
+    assert not extra_rows, (
+        f"{len(extra_rows)} rows in ClickHouse not in FILTERED_TOPIC, e.g. {sorted(extra_rows)[:3]}"
+    )
     volumes = query_rows(
         env,
         "SELECT (SELECT sum(volume) FROM aggregates WHERE ev = 'A') AS raw, "

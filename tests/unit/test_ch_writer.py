@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.test_ch_batching import Rec
 from tickpipe_clickhouse.batching import Batch
+from tickpipe_clickhouse.query import Rows
 from tickpipe_clickhouse.routing import COLUMNS, Unroutable, route
 from tickpipe_clickhouse.writer import ClickHouseWriter, TransientWriteError, describe, is_data_error
 
@@ -124,3 +125,55 @@ def test_describe_names_the_constraint_and_drops_noise() -> None:
     assert "symbol_present" in detail
     assert "/tmp/" not in detail
     assert not is_data_error(ConnectionResetError("peer reset"))
+
+
+class DedupLossClient(FakeClient):
+    """A ClickHouse that 'deduplicates' the first insert of each token without storing it: the state
+    a crash leaves between the deduplication log and the part commit. Rows are found by symbol."""
+
+    def __init__(self, lose_first: bool):
+        super().__init__()
+        self.lose_first = lose_first
+        self.stored: set[str] = set()
+        self.queries = 0
+
+    def raw_insert(
+        self, table: str, columns: Any, insert_block: bytes, fmt: str, settings: dict[str, Any]
+    ) -> None:
+        token = settings["insert_deduplication_token"]
+        self.inserts.append((token, insert_block.split(b"\n")))
+        if self.lose_first and ":again" not in token:
+            return
+        self.stored.update(
+            row.split(b'"symbol":"')[1].split(b'"')[0].decode() for row in insert_block.split(b"\n")
+        )
+
+    def query(self, sql: str, parameters: dict[str, Any]) -> Any:
+        self.queries += 1
+        return Rows(("count()",), [(1 if parameters["symbol"] in self.stored else 0,)])
+
+
+def _trades(symbols: list[str]) -> list[bytes]:
+    return [f'{{"ev":"T","symbol":"{s}","ts_ms":1,"sequence":{i}}}'.encode() for i, s in enumerate(symbols)]
+
+
+def test_a_replay_whose_rows_are_stored_is_not_inserted_again() -> None:
+    client = DedupLossClient(lose_first=False)
+    replayed = Batch("t", 0, [Rec(i, val=v) for i, v in enumerate(_trades(["A", "B", "C"]))], replay=True)
+    assert ClickHouseWriter(client, "db").write(replayed) == []
+    assert [token for token, _ in client.inserts] == ["t:0:0-2:trades"]
+    assert client.queries == 2  # the first and the last row
+
+
+def test_a_replay_dropped_as_a_duplicate_without_its_rows_is_inserted_again() -> None:
+    client = DedupLossClient(lose_first=True)
+    replayed = Batch("t", 0, [Rec(i, val=v) for i, v in enumerate(_trades(["A", "B", "C"]))], replay=True)
+    assert ClickHouseWriter(client, "db").write(replayed) == []
+    assert [token for token, _ in client.inserts] == ["t:0:0-2:trades", "t:0:0-2:trades:again1"]
+    assert client.stored == {"A", "B", "C"}
+
+
+def test_a_first_insert_is_not_checked() -> None:
+    client = DedupLossClient(lose_first=False)
+    ClickHouseWriter(client, "db").write(Batch("t", 0, [Rec(0, val=_trades(["A"])[0])]))
+    assert client.queries == 0
