@@ -19,7 +19,8 @@ of each table must be in ClickHouse after the insert. Plain MergeTree records a 
 deduplication log a moment before it commits the part; a process killed in between (with embedded
 chDB the sink *is* the ClickHouse process) leaves the token without the part, and the replay would be
 dropped as a duplicate of rows that do not exist. When the check finds them absent the rows are
-inserted again under a new token (`TOKEN:again1`, ...). Found by the chaos suite (docs/reliability.md).
+inserted again under a new token (`TOKEN:again1:YYYYMM`, ...), one month (one partition, one part)
+at a time. Found by the chaos suite (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -164,18 +166,24 @@ class ClickHouseWriter:
         return rejected
 
     def _ensure_present(self, table: str, values: list[bytes], token: str) -> None:
-        """After a replayed insert: its first and last rows are stored, or they are inserted again."""
-        probes = [values[0]] if len(values) == 1 else [values[0], values[-1]]
-        for attempt in range(1, MAX_REINSERTS + 1):
-            if all(self._present(table, value) for value in probes):
-                return
-            log.warning(
-                "a replayed insert was dropped as a duplicate but its rows are not stored; inserting again",
-                extra={"fields": {"token": token, "table": table, "rows": len(values), "attempt": attempt}},
-            )
-            self._insert(table, values, f"{token}:again{attempt}")
-        if not all(self._present(table, value) for value in probes):
-            raise TransientWriteError(f"replayed rows of {token} are still not stored")
+        """After a replayed insert: each month's rows are stored, or that month is inserted again.
+
+        ClickHouse writes one part per partition (month) of an insert and may have committed some of
+        them before a crash, so each month is checked, and inserted again, on its own.
+        """
+        for month, rows in _by_month(table, values).items():
+            probes = [rows[0]] if len(rows) == 1 else [rows[0], rows[-1]]
+            attempt = 0
+            while not all(self._present(table, value) for value in probes):
+                attempt += 1
+                if attempt > MAX_REINSERTS:
+                    raise TransientWriteError(f"replayed rows of {token} ({month}) are still not stored")
+                fields = {"token": token, "table": table, "month": month, "rows": len(rows)}
+                log.warning(
+                    "a replayed insert was dropped as a duplicate without storing its rows; inserting again",
+                    extra={"fields": {**fields, "attempt": attempt}},
+                )
+                self._insert(table, rows, f"{token}:again{attempt}:{month}")
 
     def _present(self, table: str, value: bytes) -> bool:
         sql, keys = PRESENCE[table]
@@ -209,6 +217,17 @@ class ClickHouseWriter:
             fmt="JSONEachRow",
             settings={**self.settings, "insert_deduplication_token": token},
         )
+
+
+def _by_month(table: str, values: list[bytes]) -> dict[str, list[bytes]]:
+    """The values grouped by the month of their timestamp (the tables' partition key), in order."""
+    field = PRESENCE[table][1]["t"]
+    months: dict[str, list[bytes]] = {}
+    for value in values:
+        millis = orjson.loads(value).get(field) or 0
+        month = datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y%m")
+        months.setdefault(month, []).append(value)
+    return months
 
 
 def _one_line_each(

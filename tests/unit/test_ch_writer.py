@@ -169,7 +169,7 @@ def test_a_replay_dropped_as_a_duplicate_without_its_rows_is_inserted_again() ->
     client = DedupLossClient(lose_first=True)
     replayed = Batch("t", 0, [Rec(i, val=v) for i, v in enumerate(_trades(["A", "B", "C"]))], replay=True)
     assert ClickHouseWriter(client, "db").write(replayed) == []
-    assert [token for token, _ in client.inserts] == ["t:0:0-2:trades", "t:0:0-2:trades:again1"]
+    assert [token for token, _ in client.inserts] == ["t:0:0-2:trades", "t:0:0-2:trades:again1:197001"]
     assert client.stored == {"A", "B", "C"}
 
 
@@ -177,3 +177,18 @@ def test_a_first_insert_is_not_checked() -> None:
     client = DedupLossClient(lose_first=False)
     ClickHouseWriter(client, "db").write(Batch("t", 0, [Rec(0, val=_trades(["A"])[0])]))
     assert client.queries == 0
+
+
+def test_a_replay_spanning_two_months_inserts_again_only_the_month_not_stored() -> None:
+    """ClickHouse commits one part per month; a crash between them leaves one month stored."""
+    client = DedupLossClient(lose_first=True)
+    client.stored = {"A"}  # January's part was committed, February's was lost
+    values = [
+        b'{"ev":"T","symbol":"A","ts_ms":1,"sequence":0}',
+        b'{"ev":"T","symbol":"B","ts_ms":2678400000,"sequence":1}',  # 1970-02-01
+        b'{"ev":"T","symbol":"C","ts_ms":2678400001,"sequence":2}',
+    ]
+    replayed = Batch("t", 0, [Rec(i, val=v) for i, v in enumerate(values)], replay=True)
+    assert ClickHouseWriter(client, "db").write(replayed) == []
+    assert client.inserts[1:] == [("t:0:0-2:trades:again1:197002", values[1:])]
+    assert client.stored == {"A", "B", "C"}
