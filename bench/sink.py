@@ -1,8 +1,10 @@
 """Sink benchmarks; each prints one JSON object. Re-run on a quiet machine with one command:
 
-    python -m bench.sink throughput [--rows 1000000] [--data realistic|mixed|random]
+    python -m bench.sink throughput [--rows 1000000] [--data realistic|mixed|random] [--http]
                                           # sink process from a preloaded topic: rows/s, rows per
-                                          # CPU-second, peak RSS, bytes/row after OPTIMIZE FINAL
+                                          # CPU-second, peak RSS, bytes/row after OPTIMIZE FINAL;
+                                          # --http: the engine in another process, reached over
+                                          # ClickHouse's HTTP protocol (bench/clickhouse_http.py)
     python -m bench.sink writer [--rows 200000]        # JSONEachRow vs Python columns vs 100-row loop
     python -m bench.sink latency [--rate 10000]        # event -> queryable p50/p99 at a steady rate
     python -m bench.sink storage [--seconds 3600]      # bytes/row per column, this schema vs the first
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,24 +79,29 @@ def produce(bootstrap: str, topic: str, items: Iterator[tuple[bytes, bytes]]) ->
 _SET_BY_BENCH = {"KAFKA_BOOTSTRAP_SERVERS", "SINK_GROUP_ID"}
 
 
+_PASSED = ("PYTHONPATH", "MALLOC_ARENA_MAX")
+
+
 def tuning_from_environment() -> dict[str, str]:
-    """SINK_* and KAFKA_* settings to try (e.g. SINK_BATCH_ROWS), and PYTHONPATH for A/B runs."""
+    """SINK_* and KAFKA_* settings to try (e.g. SINK_BATCH_ROWS), PYTHONPATH for A/B runs, glibc's arenas."""
     return {
         key: value
         for key, value in os.environ.items()
-        if (key.startswith(("SINK_", "KAFKA_")) and key not in _SET_BY_BENCH) or key == "PYTHONPATH"
+        if (key.startswith(("SINK_", "KAFKA_")) and key not in _SET_BY_BENCH) or key in _PASSED
     }
 
 
 @contextlib.contextmanager
-def sink_process(bootstrap: str, topic: str, folder: Path, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
+def sink_process(
+    bootstrap: str, topic: str, folder: Path, dsn: str | None = None, **extra: str
+) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
         "TICKPIPE_HOME": str(folder.parent / "home"),
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
         "FILTERED_TOPIC": topic,
-        "CLICKHOUSE_DSN": f"chdb://{folder}",
+        "CLICKHOUSE_DSN": dsn or f"chdb://{folder}",
         "CLICKHOUSE_DATABASE": "tp",
         "SINK_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
         "METRICS_PORT": "0",
@@ -151,7 +159,36 @@ def events(data: str, rows: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def throughput(rows: int, data: str, work: Path) -> dict[str, Any]:
+@contextlib.contextmanager
+def http_engine(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """bench/clickhouse_http.py on a free port: (its DSN, its process)."""
+    from tickpipe.local.process import free_port
+
+    port = free_port()
+    log = (folder.parent / "clickhouse-http.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.clickhouse_http", str(folder), str(port)],
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"the ClickHouse HTTP front did not start; see {log.name}") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        stop_pid(proc.pid, timeout=30)
+        log.close()
+
+
+def throughput(rows: int, data: str, work: Path, http: bool = False) -> dict[str, Any]:
     records = events(data, rows)
     json_bytes = sum(len(v) for _, v in records)
     with kafka_bootstrap(work) as bootstrap:
@@ -161,12 +198,17 @@ def throughput(rows: int, data: str, work: Path) -> dict[str, Any]:
         del records
         folder = work / "chdb"
         load_before = os.getloadavg()[0]
-        with sink_process(bootstrap, topic, folder) as proc:
+        with contextlib.ExitStack() as stack:
+            dsn, engine = stack.enter_context(http_engine(folder)) if http else (None, None)
+            proc = stack.enter_context(sink_process(bootstrap, topic, folder, dsn))
             sampler = ProcessSampler(proc.pid)
+            engine_sampler = ProcessSampler(engine.pid) if engine else None
             group = _group_of(proc)
             first_progress = None
             while (done := committed(bootstrap, group, topic)) < rows:
                 sampler.sample()
+                if engine_sampler:
+                    engine_sampler.sample()
                 if done and first_progress is None:
                     first_progress = (time.perf_counter(), done, sampler.cpu_seconds)
                 if proc.poll() is not None:
@@ -174,12 +216,16 @@ def throughput(rows: int, data: str, work: Path) -> dict[str, Any]:
                 time.sleep(0.05)
             finished = time.perf_counter()
             sampler.sample()
-    result: dict[str, Any] = {"scenario": "throughput", "data": data, "rows": rows}
+    mode = "http (engine in another process)" if http else "chdb (engine in the sink process)"
+    result: dict[str, Any] = {"scenario": "throughput", "data": data, "rows": rows, "mode": mode}
     if first_progress:
         started, done_then, cpu_then = first_progress
         result["rows_per_s"] = round((rows - done_then) / (finished - started))
         result["rows_per_cpu_s"] = round((rows - done_then) / max(1e-9, sampler.cpu_seconds - cpu_then))
     result["sink_peak_rss_mb"] = round(sampler.peak_rss_mb, 1)
+    if engine_sampler:
+        result["engine_peak_rss_mb"] = round(engine_sampler.peak_rss_mb, 1)
+        result["engine_cpu_s"] = round(engine_sampler.cpu_seconds, 1)
     result["load_1m_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     result["tuning"] = {k: v for k, v in tuning_from_environment().items() if k != "PYTHONPATH"}
     return result | _storage(work, rows, json_bytes)
@@ -224,11 +270,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", choices=["realistic", "mixed", "random"], default="realistic")
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--http", action="store_true", help="throughput: the sink in HTTP mode")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tickpipe-bench-sink-") as tmp:
         work = Path(tmp)
         if args.scenario == "throughput":
-            result = throughput(args.rows or 1_000_000, args.data, work)
+            result = throughput(args.rows or 1_000_000, args.data, work, args.http)
         elif args.scenario == "writer":
             from bench.sink_writers import compare_writers
 
