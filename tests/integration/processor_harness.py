@@ -166,9 +166,15 @@ def all_committed(bootstrap: str, group: str, topic: str) -> bool:
     try:
         return committed_offsets(bootstrap, group, topic) == end_offsets(bootstrap, topic)
     except KafkaException as exc:
-        if exc.args[0].retriable() or exc.args[0].code() == KafkaError.NOT_COORDINATOR:
+        if not_yet(exc.args[0]):
             return False
         raise
+
+
+def not_yet(error: KafkaError) -> bool:
+    """An error that asking again later answers: a coordinator moving, or offsets held unstable by
+    an open transaction of a killed instance (librdkafka retries those until its timeout)."""
+    return error.retriable() or error.code() in (KafkaError.NOT_COORDINATOR, KafkaError._TIMED_OUT)
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 60) -> list[Record]:
