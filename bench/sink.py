@@ -4,7 +4,8 @@
                                           # sink process from a preloaded topic: rows/s, rows per
                                           # CPU-second, peak RSS, bytes/row after OPTIMIZE FINAL;
                                           # --http: the engine in another process, reached over
-                                          # ClickHouse's HTTP protocol (bench/clickhouse_http.py)
+                                          # ClickHouse's HTTP protocol (bench/clickhouse_http.py);
+                                          # --sink-python: the sink image's environment
     python -m bench.sink writer [--rows 200000]        # JSONEachRow vs Python columns vs 100-row loop
     python -m bench.sink latency [--rate 10000]        # event -> queryable p50/p99 at a steady rate
     python -m bench.sink storage [--seconds 3600]      # bytes/row per column, this schema vs the first
@@ -93,7 +94,7 @@ def tuning_from_environment() -> dict[str, str]:
 
 @contextlib.contextmanager
 def sink_process(
-    bootstrap: str, topic: str, folder: Path, dsn: str | None = None, **extra: str
+    bootstrap: str, topic: str, folder: Path, dsn: str | None = None, python: str | None = None, **extra: str
 ) -> Iterator[subprocess.Popen[bytes]]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -111,7 +112,11 @@ def sink_process(
     }
     log = (folder.parent / "sink.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tickpipe", "sink"], env=env, stdout=log, stderr=log, start_new_session=True
+        [python or sys.executable, "-m", "tickpipe", "sink"],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     try:
         yield proc
@@ -188,7 +193,9 @@ def http_engine(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         log.close()
 
 
-def throughput(rows: int, data: str, work: Path, http: bool = False) -> dict[str, Any]:
+def throughput(
+    rows: int, data: str, work: Path, http: bool = False, python: str | None = None
+) -> dict[str, Any]:
     records = events(data, rows)
     json_bytes = sum(len(v) for _, v in records)
     with kafka_bootstrap(work) as bootstrap:
@@ -200,10 +207,11 @@ def throughput(rows: int, data: str, work: Path, http: bool = False) -> dict[str
         load_before = os.getloadavg()[0]
         with contextlib.ExitStack() as stack:
             dsn, engine = stack.enter_context(http_engine(folder)) if http else (None, None)
-            proc = stack.enter_context(sink_process(bootstrap, topic, folder, dsn))
+            group = f"bench-{uuid.uuid4().hex[:6]}"
+            sink = sink_process(bootstrap, topic, folder, dsn, python, SINK_GROUP_ID=group)
+            proc = stack.enter_context(sink)
             sampler = ProcessSampler(proc.pid)
             engine_sampler = ProcessSampler(engine.pid) if engine else None
-            group = _group_of(proc)
             first_progress = None
             while (done := committed(bootstrap, group, topic)) < rows:
                 sampler.sample()
@@ -218,6 +226,7 @@ def throughput(rows: int, data: str, work: Path, http: bool = False) -> dict[str
             sampler.sample()
     mode = "http (engine in another process)" if http else "chdb (engine in the sink process)"
     result: dict[str, Any] = {"scenario": "throughput", "data": data, "rows": rows, "mode": mode}
+    result["sink_python"] = python or sys.executable
     if first_progress:
         started, done_then, cpu_then = first_progress
         result["rows_per_s"] = round((rows - done_then) / (finished - started))
@@ -229,10 +238,6 @@ def throughput(rows: int, data: str, work: Path, http: bool = False) -> dict[str
     result["load_1m_before_after"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     result["tuning"] = {k: v for k, v in tuning_from_environment().items() if k != "PYTHONPATH"}
     return result | _storage(work, rows, json_bytes)
-
-
-def _group_of(proc: subprocess.Popen[bytes]) -> str:
-    return Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"SINK_GROUP_ID=")[1].split(b"\0")[0].decode()
 
 
 def _storage(work: Path, rows: int, json_bytes: int) -> dict[str, Any]:
@@ -271,11 +276,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--http", action="store_true", help="throughput: the sink in HTTP mode")
+    parser.add_argument(
+        "--sink-python",
+        default=None,
+        help="throughput: run the sink with this interpreter, e.g. a venv built from deploy/locks/sink.txt "
+        "(what the sink image holds: no chDB, pyarrow or numpy); default: this one",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tickpipe-bench-sink-") as tmp:
         work = Path(tmp)
         if args.scenario == "throughput":
-            result = throughput(args.rows or 1_000_000, args.data, work, args.http)
+            result = throughput(args.rows or 1_000_000, args.data, work, args.http, args.sink_python)
         elif args.scenario == "writer":
             from bench.sink_writers import compare_writers
 

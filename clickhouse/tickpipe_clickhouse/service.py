@@ -31,8 +31,9 @@ def consumer_config(settings: SinkSettings) -> dict[str, str]:
     return {
         # Prefetch enough to keep the writer busy through one insert, no more: a preloaded topic
         # would otherwise fill the whole queue (this bounds the sink's memory; docs/clickhouse.md).
+        # Against a server, batches are half the size (SinkSettings.batch_rows), and so is this.
         "fetch.max.bytes": str(16 * 1024 * 1024),
-        "queued.max.messages.kbytes": str(32 * 1024),
+        "queued.max.messages.kbytes": str((32 if settings.embedded else 16) * 1024),
         **settings.kafka_config(),
         **static,
         "group.id": settings.sink_group_id,
@@ -91,7 +92,7 @@ def run_sink(settings: SinkSettings) -> int:
         settings.filtered_topic,
         writer,
         DeadLetters(settings.kafka_config(), settings.dlq()),
-        Batcher(settings.sink_batch_rows, settings.sink_batch_bytes, settings.sink_batch_seconds),
+        Batcher(settings.batch_rows(), settings.sink_batch_bytes, settings.sink_batch_seconds),
         metrics,
         retry_max_seconds=settings.sink_retry_max_seconds,
         stop=stop,

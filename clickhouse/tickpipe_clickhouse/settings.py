@@ -7,6 +7,7 @@ masked wherever settings are printed, and errors name the host, never the passwo
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -48,10 +49,10 @@ class SinkSettings(ClickHouseSettings):
     sink_instance_id: str | None = Field(
         None, description="Kafka static membership (group.instance.id): a restart rejoins without a rebalance"
     )
-    # 100k rows: inserts of 20k rows cost twice the CPU per row of 100k-row ones (per-insert work,
-    # more parts to merge), and two batches of 100k (one buffering, one inserting) still fit the
-    # memory budget; measured in docs/clickhouse.md.
-    sink_batch_rows: int = Field(100_000, ge=1, description="flush when this many rows are buffered")
+    # Unset, it depends on where ClickHouse runs (batch_rows()); measured in docs/clickhouse.md.
+    sink_batch_rows: int | None = Field(
+        None, ge=1, description="flush at this many buffered rows; default 100000 on chdb://, else 50000"
+    )
     sink_batch_bytes: int = Field(64 * 1024 * 1024, ge=1, description="flush at this many buffered bytes")
     sink_batch_seconds: float = Field(
         0.5, gt=0, le=60, description="flush when the oldest buffered row is this old"
@@ -64,6 +65,25 @@ class SinkSettings(ClickHouseSettings):
         0, ge=0, le=65535, description="chDB mode: loopback port of the read-only query endpoint; 0 = any"
     )
     raw_ttl_days: int = Field(0, ge=0, description="drop raw rows older than this many days; 0 = keep all")
+
+    @property
+    def embedded(self) -> bool:
+        return self.clickhouse_dsn.get_secret_value().lower().startswith("chdb://")
+
+    def batch_rows(self) -> int:
+        """SINK_BATCH_ROWS, else the default for where ClickHouse runs.
+
+        Embedded (chDB), inserts are the sink's own CPU and inserts of 20k rows cost twice the CPU
+        per row of 100k-row ones, so 100k. Against a server, the sink's memory is the budget
+        (≤ 200 MB): two batches live at once, about 1.2 KB per row of this setting, so 50k (196 MB
+        measured on a full backlog against 362 MB with 100k; docs/benchmarks.md).
+        """
+        if self.sink_batch_rows is not None:
+            return self.sink_batch_rows
+        return 100_000 if self.embedded else 50_000
+
+    def effective(self) -> dict[str, Any]:
+        return {**super().effective(), "sink_batch_rows": self.batch_rows()}
 
     def dlq(self) -> str:
         from tickpipe.kafka import dlq_topic

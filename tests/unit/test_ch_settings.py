@@ -1,0 +1,25 @@
+"""The sink's defaults depend on where ClickHouse runs: throughput into chDB, memory against a server."""
+
+from __future__ import annotations
+
+import pytest
+
+from tickpipe_clickhouse.service import consumer_config
+from tickpipe_clickhouse.settings import SinkSettings
+
+
+@pytest.mark.parametrize(
+    ("dsn", "rows", "prefetch_kb"),
+    [("chdb:///tmp/ch", 100_000, 32 * 1024), ("https://user:secret@ch.example.com:8443", 50_000, 16 * 1024)],
+)
+def test_batch_and_prefetch_defaults_follow_the_dsn(dsn: str, rows: int, prefetch_kb: int) -> None:
+    settings = SinkSettings(clickhouse_dsn=dsn)
+    assert settings.batch_rows() == rows
+    assert settings.effective()["sink_batch_rows"] == rows
+    assert consumer_config(settings)["queued.max.messages.kbytes"] == str(prefetch_kb)
+    assert "secret" not in str(settings.effective())
+
+
+def test_a_batch_size_that_is_set_wins() -> None:
+    settings = SinkSettings(clickhouse_dsn="http://ch:8123", sink_batch_rows=7)
+    assert settings.batch_rows() == 7
