@@ -75,8 +75,8 @@ class SinkSettings(ClickHouseSettings):
 
         Embedded (chDB), inserts are the sink's own CPU and inserts of 20k rows cost twice the CPU
         per row of 100k-row ones, so 100k. Against a server, the sink's memory is the budget
-        (≤ 200 MB): two batches live at once, about 1.2 KB per row of this setting, so 50k (196 MB
-        measured on a full backlog against 362 MB with 100k; docs/benchmarks.md).
+        (≤ 200 MB): two batches live at once, about 1.2 KB per row of this setting, so 50k (with a
+        16 MiB prefetch, 170-174 MB on a full backlog against 264 MB with 100k; docs/benchmarks.md).
         """
         if self.sink_batch_rows is not None:
             return self.sink_batch_rows
