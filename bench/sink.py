@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,30 +166,16 @@ def events(data: str, rows: int) -> list[tuple[bytes, bytes]]:
 @contextlib.contextmanager
 def http_engine(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """bench/clickhouse_http.py on a free port: (its DSN, its process)."""
-    from tickpipe.local.process import free_port
+    from tickpipe.local.process import free_port, port_open, spawn, wait_until
 
     port = free_port()
-    log = (folder.parent / "clickhouse-http.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.clickhouse_http", str(folder), str(port)],
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"the ClickHouse HTTP front did not start; see {log.name}") from None
-                time.sleep(0.2)
+    log = folder.parent / "clickhouse-http.log"
+    proc = spawn([sys.executable, "-m", "bench.clickhouse_http", str(folder), str(port)], log)
+    try:  # the port opens once chDB has opened the folder
+        wait_until(lambda: port_open("127.0.0.1", port), "the ClickHouse HTTP front", 60, proc, log)
         yield f"http://127.0.0.1:{port}", proc
     finally:
         stop_pid(proc.pid, timeout=30)
-        log.close()
 
 
 def throughput(

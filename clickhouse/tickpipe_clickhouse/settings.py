@@ -68,7 +68,9 @@ class SinkSettings(ClickHouseSettings):
 
     @property
     def embedded(self) -> bool:
-        return self.clickhouse_dsn.get_secret_value().lower().startswith("chdb://")
+        from tickpipe_clickhouse.connect import Target
+
+        return Target(self.clickhouse_dsn.get_secret_value()).embedded
 
     def batch_rows(self) -> int:
         """SINK_BATCH_ROWS, else the default for where ClickHouse runs.
