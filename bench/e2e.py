@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ProcessSampler
-from tickpipe.demo.monitor import scrape, total
-from tickpipe.demo.services import ServiceProcess
-from tickpipe.kafka import dlq_topic, ensure_topics
-from tickpipe.local.kafka_broker import KafkaBroker
-from tickpipe.local.process import free_port
+from tickpipe.contract import dlq_topic
+from tickpipe.kafka import ensure_topics
+from tickpipe.process import free_port
+from tickpipe_demo.monitor import scrape, total
+from tickpipe_demo.services import ServiceProcess
+from tickpipe_local.kafka_broker import KafkaBroker
 from tickpipe_simulator.testing import SimulatorProcess
 
 CSV = "channel,symbol\nA,*\nAM,*\nT,*\nQ,*\n"
@@ -104,7 +105,7 @@ class LatencyProbe:
 
     def poll(self) -> None:
         if self.client is None:
-            from tickpipe_clickhouse.query import live_endpoint
+            from tickpipe_clickhouse.query.client import live_endpoint
 
             self.client = live_endpoint(self.folder)
             if self.client is None:

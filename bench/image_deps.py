@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tickpipe.areas import AREAS
+from tickpipe_cli.areas import AREAS
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ("producer", "processor", "sink", "simulator")
@@ -38,7 +38,7 @@ for name in names:
         importlib.import_module(name)
     except Exception as exc:
         errors.append(f"{name}: {type(exc).__name__}: {exc}")
-from tickpipe.cli import build_parser
+from tickpipe_cli.cli import build_parser
 action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
 print(json.dumps({"modules": len(names), "errors": errors, "commands": sorted(action.choices)}))
 """

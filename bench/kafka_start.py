@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tickpipe.local.kafka_broker import KafkaBroker, fetch_jars
+from tickpipe_local.kafka_broker import KafkaBroker, fetch_jars
 
 TARGET_CACHED_SECONDS = 20.0
 

@@ -27,8 +27,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from bench.processor_data import raw_events
 from tickpipe.kafka import ensure_topics
-from tickpipe.local.kafka_broker import KafkaBroker
-from tickpipe.local.process import spawn, stop_pid
+from tickpipe.process import spawn, stop_pid
+from tickpipe_local.kafka_broker import KafkaBroker
 
 BENCH_RULES = """\
 version: 1
@@ -77,7 +77,7 @@ def engine_command(engine: str, profile: str | None) -> list[str]:
     if engine == "quix":
         return [quix_python(), "-m", "bench.processor_quix"]
     prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
-    return [*prefix, "-m", "tickpipe", "processor"]
+    return [*prefix, "-m", "tickpipe_cli", "processor"]
 
 
 def committed(bootstrap: str, group: str, topic: str, partitions: int) -> int:

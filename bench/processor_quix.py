@@ -15,9 +15,8 @@ from typing import Any
 from quixstreams import Application
 from quixstreams.models.serializers import SerializationContext, Serializer
 
-from tickpipe.kafka import dlq_topic
+from tickpipe.contract import dead_letter_headers, dlq_topic
 from tickpipe_processor.batch import RECEIVED_HEADER
-from tickpipe_processor.dead_letters import dead_letter_headers
 from tickpipe_processor.events import encode, parse
 from tickpipe_processor.filters import PartitionMemory, RuleFilter
 from tickpipe_processor.invalid import Invalid
@@ -61,7 +60,12 @@ def main() -> None:
         except (Invalid, ValueError) as invalid:
             if not isinstance(invalid, Invalid):
                 invalid = Invalid("bad_header", str(invalid))
-            return "dlq", key, value, dead_letter_headers(headers, invalid, raw_name, None, None)
+            return (
+                "dlq",
+                key,
+                value,
+                dead_letter_headers(headers, invalid.reason, invalid.detail, raw_name, None, None),
+            )
         if rule_filter.drop_reason(raw_event, event, value, memory) is not None:
             return "drop", key, value, None
         return "out", event.symbol, encode(event), None

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ProcessSampler
-from tickpipe.demo.monitor import scrape, total
-from tickpipe.demo.services import ServiceProcess
 from tickpipe.kafka import ensure_topics
-from tickpipe.local.kafka_broker import KafkaBroker
-from tickpipe.local.process import free_port
+from tickpipe.process import free_port
+from tickpipe_demo.monitor import scrape, total
+from tickpipe_demo.services import ServiceProcess
+from tickpipe_local.kafka_broker import KafkaBroker
 from tickpipe_simulator.testing import SimulatorProcess
 
 TARGET_EVENTS_PER_SECOND = 100_000

@@ -26,7 +26,7 @@ from typing import Any
 import chdb
 
 from tickpipe_clickhouse.connect import connect
-from tickpipe_clickhouse.migrations import migrate
+from tickpipe_clickhouse.schema.migrations import migrate
 
 SYMBOLS, DAYS, MINUTES = 100, 1260, 390
 REFERENCE_MS = {"1x1d": 5, "1x1y": 9, "1x5y": 29, "8x1d": 7, "8x1y": 60, "8x5y": 225}

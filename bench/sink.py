@@ -14,7 +14,7 @@
 Data: `realistic` = second aggregates (A) of a simulated session (random-walk prices, the
 simulator's ground truth, normalised as the processor publishes them); `mixed` = every event of
 such a session (trades, quotes, A, AM); `random` = independent random prices (a worst case).
-Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts a real local broker (tickpipe.local) for the run.
+Uses KAFKA_BOOTSTRAP_SERVERS if set, else starts a real local broker (tickpipe_local) for the run.
 Extra sink settings go through the environment, e.g. SINK_BATCH_ROWS=200000.
 """
 
@@ -40,7 +40,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from bench.common import ProcessSampler, machine
 from bench.sink_events import second_aggregates, simulated, simulated_aggregates
 from tickpipe.kafka import ensure_topics
-from tickpipe.local.process import stop_pid
+from tickpipe.process import stop_pid
 
 PARTITIONS = 4
 
@@ -51,7 +51,7 @@ def kafka_bootstrap(workdir: Path) -> Iterator[str]:
     if existing:
         yield existing
         return
-    from tickpipe.local.kafka_broker import KafkaBroker
+    from tickpipe_local.kafka_broker import KafkaBroker
 
     broker = KafkaBroker(workdir / "kafka")
     broker.start()
@@ -111,7 +111,7 @@ def sink_process(
     }
     log = (folder.parent / "sink.log").open("ab")
     proc = subprocess.Popen(
-        [python or sys.executable, "-m", "tickpipe", "sink"],
+        [python or sys.executable, "-m", "tickpipe_cli", "sink"],
         env=env,
         stdout=log,
         stderr=log,
@@ -137,8 +137,8 @@ def committed(bootstrap: str, group: str, topic: str) -> int:
 
 
 def endpoint(folder: Path) -> Any:
-    from tickpipe_clickhouse.endpoint import discovery_path
-    from tickpipe_clickhouse.query import EndpointClient
+    from tickpipe_clickhouse.query.client import EndpointClient
+    from tickpipe_clickhouse.query.endpoint import discovery_path
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -166,7 +166,7 @@ def events(data: str, rows: int) -> list[tuple[bytes, bytes]]:
 @contextlib.contextmanager
 def http_engine(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """bench/clickhouse_http.py on a free port: (its DSN, its process)."""
-    from tickpipe.local.process import free_port, port_open, spawn, wait_until
+    from tickpipe.process import free_port, port_open, spawn, wait_until
 
     port = free_port()
     log = folder.parent / "clickhouse-http.log"

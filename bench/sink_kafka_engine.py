@@ -25,7 +25,7 @@ from bench.common import ProcessSampler
 from bench.sink import PARTITIONS, events, kafka_bootstrap, produce
 from tickpipe.kafka import ensure_topics
 from tickpipe_clickhouse.connect import connect
-from tickpipe_clickhouse.migrations import migrate
+from tickpipe_clickhouse.schema.migrations import migrate
 
 QUEUE = """
 CREATE TABLE k.queue

@@ -17,9 +17,9 @@ import orjson
 
 from bench.sink_events import simulated_aggregates
 from tickpipe_clickhouse.connect import connect
-from tickpipe_clickhouse.migrations import migrate
-from tickpipe_clickhouse.routing import COLUMNS
-from tickpipe_clickhouse.writer import INSERT_SETTINGS
+from tickpipe_clickhouse.schema.migrations import migrate
+from tickpipe_clickhouse.sink.routing import COLUMNS
+from tickpipe_clickhouse.sink.writer import INSERT_SETTINGS
 
 PRICES = ("open", "high", "low", "close", "vwap", "day_open", "day_vwap")
 

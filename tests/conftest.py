@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from tests.support import unavailable
-from tickpipe.local.kafka_broker import KafkaBroker
-from tickpipe.local.process import StartError
-from tickpipe.local.s3_server import LOCAL_AWS_ENV, MotoS3Server
+from tickpipe.process import StartError
+from tickpipe_local.kafka_broker import KafkaBroker
+from tickpipe_local.s3_server import LOCAL_AWS_ENV, MotoS3Server
 
 
 @pytest.fixture(scope="session", autouse=True)

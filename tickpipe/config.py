@@ -21,6 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tickpipe import contract
+
 LogFormat = Literal["json", "text"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -45,9 +47,9 @@ class BaseServiceSettings(BaseSettings):
     )
 
     kafka_bootstrap_servers: str = Field("localhost:9092", min_length=1, description="Kafka brokers")
-    raw_topic: str = Field("polygon_stream_aggregates", min_length=1, description="raw event topic")
+    raw_topic: str = Field(contract.RAW_TOPIC, min_length=1, description="raw event topic")
     filtered_topic: str = Field(
-        "custom_filtered_stock_data_topic", min_length=1, description="normalised, filtered topic"
+        contract.FILTERED_TOPIC, min_length=1, description="normalised, filtered topic"
     )
     raw_topic_partitions: int = Field(
         4,
@@ -78,8 +80,8 @@ class BaseServiceSettings(BaseSettings):
         return {
             self.raw_topic: self.raw_topic_partitions,
             self.filtered_topic: self.filtered_topic_partitions,
-            f"{self.raw_topic}.dlq": 1,
-            f"{self.filtered_topic}.dlq": 1,
+            contract.dlq_topic(self.raw_topic): 1,
+            contract.dlq_topic(self.filtered_topic): 1,
         }
 
     def effective(self) -> dict[str, Any]:

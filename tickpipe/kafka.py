@@ -15,11 +15,6 @@ DEFAULT_PARTITIONS = 4
 BROKER_DEFAULT = -1  # NewTopic: use the broker's default (KIP-464)
 
 
-def dlq_topic(source_topic: str) -> str:
-    """The dead-letter topic of a source topic: `polygon_stream_aggregates.dlq`."""
-    return f"{source_topic}.dlq"
-
-
 def ensure_topics(
     config: Mapping[str, str],
     topics: Iterable[str] | Mapping[str, int],

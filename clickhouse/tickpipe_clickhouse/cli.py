@@ -47,7 +47,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def _sink(args: argparse.Namespace) -> int:
     from tickpipe.logs import setup_logging
-    from tickpipe_clickhouse.service import run_sink
+    from tickpipe_clickhouse.sink.service import run_sink
 
     settings = load_settings(SinkSettings, flag_overrides(args))
     setup_logging(settings.log_level, settings.log_format)
@@ -56,7 +56,7 @@ def _sink(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from tickpipe_clickhouse.connect import connect
-    from tickpipe_clickhouse.migrations import migrate
+    from tickpipe_clickhouse.schema.migrations import migrate
 
     settings = load_settings(ClickHouseSettings, flag_overrides(args))
     client = connect(settings.clickhouse_dsn.get_secret_value())
@@ -67,7 +67,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from tickpipe_clickhouse.connect import ClickHouseUnavailable
-    from tickpipe_clickhouse.query_command import QueryUsageError, run_query_command
+    from tickpipe_clickhouse.query.command import QueryUsageError, run_query_command
 
     try:
         return run_query_command(args, load_settings(ClickHouseSettings, flag_overrides(args)))

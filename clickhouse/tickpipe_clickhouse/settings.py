@@ -88,6 +88,6 @@ class SinkSettings(ClickHouseSettings):
         return {**super().effective(), "sink_batch_rows": self.batch_rows()}
 
     def dlq(self) -> str:
-        from tickpipe.kafka import dlq_topic
+        from tickpipe.contract import dlq_topic
 
         return self.sink_dlq_topic or dlq_topic(self.filtered_topic)

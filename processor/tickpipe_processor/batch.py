@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tickpipe_processor.dead_letters import dead_letter_headers
+from tickpipe import contract
 from tickpipe_processor.events import DECODE_ERRORS, RawEvent, decode, encode
 from tickpipe_processor.filters import PartitionMemory, RuleFilter
 from tickpipe_processor.invalid import Invalid, from_msgspec_error
 
-RECEIVED_HEADER = "tp.received_ns"
+RECEIVED_HEADER = contract.RECEIVED_NS
 
 
 class Message(Protocol):
@@ -124,8 +124,13 @@ class BatchStep:
         return report
 
     def _dead_letter(self, message: Message, invalid: Invalid, produce: Produce, report: BatchReport) -> None:
-        headers = dead_letter_headers(
-            message.headers(), invalid, self.source_topic, message.partition(), message.offset()
+        headers = contract.dead_letter_headers(
+            message.headers(),
+            invalid.reason,
+            invalid.detail,
+            self.source_topic,
+            message.partition(),
+            message.offset(),
         )
         produce(self.dlq_topic, message.value() or b"", message.key(), headers=headers)
         report.dead[invalid.reason] += 1

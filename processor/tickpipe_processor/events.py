@@ -21,8 +21,9 @@ import msgspec
 from msgspec import Meta, Struct
 from msgspec.structs import astuple
 
+from tickpipe.contract import Family
 from tickpipe_processor.invalid import Invalid, from_msgspec_error
-from tickpipe_processor.output import Aggregate, Event, Family, Quote, Trade
+from tickpipe_processor.output import Aggregate, Event, Quote, Trade
 
 Symbol = Annotated[str, Meta(min_length=1)]
 Millis = Annotated[int, Meta(ge=0)]

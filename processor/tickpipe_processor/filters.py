@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tickpipe.contract import Family
 from tickpipe_processor.events import EVENT_KINDS, RAW_KINDS, RawEvent
-from tickpipe_processor.output import EVENT_TIME, PRICE, VOLUME, Event, Family
+from tickpipe_processor.output import EVENT_TIME, PRICE, VOLUME, Event
 from tickpipe_processor.rules import Rules
 from tickpipe_processor.sessions import SessionClock
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from tickpipe.kafka import dlq_topic
+from tickpipe.contract import dlq_topic
 from tickpipe_processor.batch import BatchReport, BatchStep
 from tickpipe_processor.filters import RuleFilter
 from tickpipe_processor.metrics import ProcessorMetrics

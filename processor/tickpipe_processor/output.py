@@ -1,19 +1,20 @@
 """The normalised events written to FILTERED_TOPIC: one Struct per family, in contract order.
 
-docs/architecture.md is the contract: field names are stable, `ev` comes first and `received_ns`
-last, absent optional values are null. events.py fills these from the raw kinds. Created with
-`gc=False`: they hold no cycles, and the cycle collector need not scan millions of them.
+tickpipe/contract.py is the contract: its FIELDS names each family's fields in this order (a unit
+test holds these structs to it); `ev` comes first and `received_ns` last, absent optional values are
+null. events.py fills these from the raw kinds. Created with `gc=False`: they hold no cycles, and
+the cycle collector need not scan millions of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, Literal
+from typing import Any
 
 from msgspec import Struct
 
-Family = Literal["aggregate", "trade", "quote"]
+from tickpipe.contract import Family
 
 
 class Aggregate(Struct, gc=False):

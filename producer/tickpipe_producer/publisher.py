@@ -20,13 +20,14 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
+from tickpipe import contract
 from tickpipe_producer.frame_queue import FrameQueue
 from tickpipe_producer.metrics import ProducerMetrics
 
 log = logging.getLogger(__name__)
 
-RECEIVED_HEADER = "tp.received_ns"
-FEED_HEADER = "tp.feed"
+RECEIVED_HEADER = contract.RECEIVED_NS
+FEED_HEADER = contract.FEED
 Headers = dict[str, str | bytes | None]
 
 

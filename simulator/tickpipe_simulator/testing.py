@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from tickpipe.local.process import spawn, stop_pid
+from tickpipe.process import spawn, stop_pid
 
 
 class SimulatorError(RuntimeError):
@@ -63,7 +63,7 @@ class SimulatorProcess:
 
     def __enter__(self) -> SimulatorProcess:
         ready = self.log_file.with_suffix(".port")
-        command = [sys.executable, "-m", "tickpipe", "simulate", "--host", "127.0.0.1", "--port", "0"]
+        command = [sys.executable, "-m", "tickpipe_cli", "simulate", "--host", "127.0.0.1", "--port", "0"]
         command += ["--api-keys", self.api_key, "--ready-file", str(ready), *self.args]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

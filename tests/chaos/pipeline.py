@@ -13,8 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tickpipe.demo.services import ServiceProcess
-from tickpipe.local.process import free_port
+from tickpipe.process import free_port
+from tickpipe_demo.services import ServiceProcess
 
 SERVICES = ("sink", "processor", "producer")
 

@@ -41,10 +41,11 @@ from tests.chaos.verify import (
 )
 from tests.conftest import S3Handle
 from tests.support import wait_for
-from tickpipe.demo.monitor import KafkaWatcher
-from tickpipe.kafka import dlq_topic, ensure_topics
-from tickpipe.local.kafka_broker import KafkaBroker
-from tickpipe_clickhouse.faults import CLICKHOUSE_DOWN
+from tickpipe.contract import dlq_topic
+from tickpipe.kafka import ensure_topics
+from tickpipe_clickhouse.sink.faults import CLICKHOUSE_DOWN
+from tickpipe_demo.monitor import KafkaWatcher
+from tickpipe_local.kafka_broker import KafkaBroker
 from tickpipe_simulator.testing import SimulatorProcess
 
 pytestmark = pytest.mark.integration

@@ -89,7 +89,7 @@ def clickhouse_keys(env: dict[str, str]) -> Counter[Key]:
 
 def query_rows(env: dict[str, str], sql: str) -> list[dict[str, str]]:
     result = subprocess.run(
-        [sys.executable, "-m", "tickpipe", "query", sql, "--format", "csv"],
+        [sys.executable, "-m", "tickpipe_cli", "query", sql, "--format", "csv"],
         env=env,
         capture_output=True,
         text=True,

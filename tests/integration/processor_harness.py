@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from tickpipe.local.process import free_port, log_tail, spawn, stop_pid
+from tickpipe.process import free_port, log_tail, spawn, stop_pid
 
 RawRecord = tuple[bytes | None, bytes | None, list[tuple[str, str | bytes | None]]]  # key, value, headers
 
@@ -108,7 +108,7 @@ def run_processor(
         **(extra_env or {}),
     }
     log = workdir / f"processor-{instance}-{uuid.uuid4().hex[:6]}.log"
-    process = spawn([sys.executable, "-m", "tickpipe", "processor"], log, env=env)
+    process = spawn([sys.executable, "-m", "tickpipe_cli", "processor"], log, env=env)
     try:
         yield RunningProcessor(process, log, port)
     finally:

@@ -11,13 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench.sink_events import BASE_MS
-from tickpipe.cli import main
+from tickpipe_cli.cli import main
 from tickpipe_clickhouse.connect import connect
-from tickpipe_clickhouse.endpoint import QueryEndpoint
-from tickpipe_clickhouse.migrations import migrate
-from tickpipe_clickhouse.query import READ_ONLY, EndpointClient, QueryFailed, run_saved
-from tickpipe_clickhouse.routing import COLUMNS, route
-from tickpipe_clickhouse.writer import INSERT_SETTINGS
+from tickpipe_clickhouse.query.client import READ_ONLY, EndpointClient, QueryFailed, run_saved
+from tickpipe_clickhouse.query.endpoint import QueryEndpoint
+from tickpipe_clickhouse.schema.migrations import migrate
+from tickpipe_clickhouse.sink.routing import COLUMNS, route
+from tickpipe_clickhouse.sink.writer import INSERT_SETTINGS
 
 pytestmark = pytest.mark.integration
 

@@ -36,7 +36,7 @@ def _env(home: Path) -> dict[str, str]:
 
 def _query(home: Path, sql: str) -> list[dict[str, str]]:
     result = subprocess.run(
-        [sys.executable, "-m", "tickpipe", "query", sql, "--format", "csv"],
+        [sys.executable, "-m", "tickpipe_cli", "query", sql, "--format", "csv"],
         env=_env(home),
         capture_output=True,
         text=True,
@@ -58,7 +58,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 def test_demo_headless_counts_agree_stage_by_stage_with_the_ground_truth(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "tickpipe", "demo", "--duration", str(DURATION_SECONDS), "--headless"],
+        [sys.executable, "-m", "tickpipe_cli", "demo", "--duration", str(DURATION_SECONDS), "--headless"],
         env=_env(home),
         capture_output=True,
         text=True,

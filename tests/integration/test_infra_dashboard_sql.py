@@ -33,7 +33,7 @@ def _expand(sql: str, database: str) -> str:
 
 def test_dashboard_queries_run_on_the_schema(clickhouse: Any, ch_database: str) -> None:
     try:
-        migrations = importlib.import_module("tickpipe_clickhouse.migrations")
+        migrations = importlib.import_module("tickpipe_clickhouse.schema.migrations")
     except ModuleNotFoundError:
         pytest.skip("the ClickHouse schema (issue 6) is not in this tree yet")
     migrations.migrate(clickhouse, ch_database)

@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from tickpipe.config import read_env_file
-from tickpipe.local.kafka_broker import broker_ready
-from tickpipe.local.process import pid_alive
+from tickpipe.process import pid_alive
+from tickpipe_local.kafka_broker import broker_ready
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ def _tickpipe(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "AWS_", "CLICKHOUSE_"))}
     env["TICKPIPE_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "tickpipe", "local", *args],
+        [sys.executable, "-m", "tickpipe_cli", "local", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -26,7 +26,7 @@ from tests.integration.processor_harness import (
     run_processor,
 )
 from tests.support import wait_for
-from tickpipe.kafka import dlq_topic
+from tickpipe.contract import dlq_topic
 
 pytestmark = pytest.mark.integration
 

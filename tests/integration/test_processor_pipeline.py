@@ -25,7 +25,7 @@ from tests.integration.processor_harness import (
     run_processor,
 )
 from tests.support import wait_for
-from tickpipe.kafka import dlq_topic
+from tickpipe.contract import dlq_topic
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +174,11 @@ def test_invalid_rules_file_exits_2_listing_every_problem(tmp_path: Path) -> Non
     rules.write_text("events: [A, ZZ]\nmin_price: cheap\nsessions: all\n")
     env = {"PATH": "/usr/bin:/bin", "TICKPIPE_HOME": str(tmp_path), "FILTER_RULES": str(rules)}
     result = subprocess.run(
-        [sys.executable, "-m", "tickpipe", "processor"], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "tickpipe_cli", "processor"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2, result.stderr
     assert f"{rules}:1: events[1]:" in result.stderr

@@ -19,9 +19,9 @@ from confluent_kafka import Consumer
 
 from tests.conftest import KafkaHandle, S3Handle
 from tests.support import wait_for
-from tickpipe.demo.monitor import scrape, total
-from tickpipe.demo.services import ServiceProcess
-from tickpipe.local.process import free_port
+from tickpipe.process import free_port
+from tickpipe_demo.monitor import scrape, total
+from tickpipe_demo.services import ServiceProcess
 from tickpipe_simulator.testing import SimulatorProcess
 from tickpipe_simulator.truth import session_events, spec_from_stats
 

@@ -55,7 +55,16 @@ def test_record_then_replay_gives_back_identical_events(tmp_path: Path) -> None:
             "TICKPIPE_HOME": str(tmp_path / ".tickpipe"),
             "POLYGON_API_KEY": sim.api_key,
         }
-        command = [sys.executable, "-m", "tickpipe", "record", "--out", str(recording), "--feed", sim.feed]
+        command = [
+            sys.executable,
+            "-m",
+            "tickpipe_cli",
+            "record",
+            "--out",
+            str(recording),
+            "--feed",
+            sim.feed,
+        ]
         command += ["--no-secure", "--subscribe", ",".join(ALL), "--idle-seconds", "2"]
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr

@@ -263,7 +263,7 @@ def test_sigterm_closes_clients_with_a_status_and_exits_zero(tmp_path: Path) -> 
 
 
 def test_invalid_settings_exit_2_naming_the_setting(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "tickpipe", "simulate", "--rate", "fast"]
+    command = [sys.executable, "-m", "tickpipe_cli", "simulate", "--rate", "fast"]
     env = {"PATH": os.environ.get("PATH", ""), "TICKPIPE_HOME": str(tmp_path), "SIMULATOR_API_KEYS": "hush"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
@@ -316,7 +316,7 @@ def test_fault_flag_arms_the_next_connection_only(tmp_path: Path) -> None:
 
 
 def test_bad_fault_flag_exits_2(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "tickpipe", "simulate", "--fault", '{"action": "close", "code": 42}']
+    command = [sys.executable, "-m", "tickpipe_cli", "simulate", "--fault", '{"action": "close", "code": 42}']
     env = {"PATH": os.environ.get("PATH", ""), "TICKPIPE_HOME": str(tmp_path)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2

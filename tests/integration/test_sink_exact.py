@@ -21,12 +21,12 @@ from bench.sink_events import mixed
 from tests.conftest import KafkaHandle
 from tests.support import wait_for
 from tickpipe.kafka import ensure_topics
-from tickpipe_clickhouse.batching import Batch, Batcher
-from tickpipe_clickhouse.dlq import DeadLetters
-from tickpipe_clickhouse.migrations import migrate
-from tickpipe_clickhouse.sink import Sink
-from tickpipe_clickhouse.sink_metrics import SinkMetrics
-from tickpipe_clickhouse.writer import ClickHouseWriter, Rejected, TransientWriteError, Writer
+from tickpipe_clickhouse.schema.migrations import migrate
+from tickpipe_clickhouse.sink.batching import Batch, Batcher
+from tickpipe_clickhouse.sink.dead_letters import DeadLetters
+from tickpipe_clickhouse.sink.metrics import SinkMetrics
+from tickpipe_clickhouse.sink.sink import Sink
+from tickpipe_clickhouse.sink.writer import ClickHouseWriter, Rejected, TransientWriteError, Writer
 
 pytestmark = pytest.mark.integration
 

@@ -24,9 +24,9 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from bench.sink_events import second_aggregates
 from tests.conftest import KafkaHandle
 from tests.support import wait_for
-from tickpipe.local.process import stop_pid
-from tickpipe_clickhouse.endpoint import discovery_path
-from tickpipe_clickhouse.query import EndpointClient
+from tickpipe.process import stop_pid
+from tickpipe_clickhouse.query.client import EndpointClient
+from tickpipe_clickhouse.query.endpoint import discovery_path
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ class SinkProcess:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tickpipe", "sink"],
+                [sys.executable, "-m", "tickpipe_cli", "sink"],
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

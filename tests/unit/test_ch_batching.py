@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tickpipe_clickhouse.batching import Batcher, parse_pending
+from tickpipe_clickhouse.sink.batching import Batcher
+from tickpipe_clickhouse.sink.state import parse_pending
 
 
 @dataclass

@@ -6,9 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tickpipe_clickhouse.batching import Batch
-from tickpipe_clickhouse.faults import CLICKHOUSE_DOWN, FAULT_DIR_VARIABLE, FaultInjectingWriter, with_faults
-from tickpipe_clickhouse.writer import Rejected, TransientWriteError
+from tickpipe_clickhouse.sink.batching import Batch
+from tickpipe_clickhouse.sink.faults import (
+    CLICKHOUSE_DOWN,
+    FAULT_DIR_VARIABLE,
+    FaultInjectingWriter,
+    with_faults,
+)
+from tickpipe_clickhouse.sink.writer import Rejected, TransientWriteError
 
 
 class CountingWriter:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tickpipe_clickhouse.service import consumer_config
 from tickpipe_clickhouse.settings import SinkSettings
+from tickpipe_clickhouse.sink.service import consumer_config
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ from confluent_kafka import TopicPartition
 
 from tests.support import wait_for
 from tests.unit.test_ch_batching import Rec
-from tickpipe_clickhouse.batching import Batch, Batcher
-from tickpipe_clickhouse.sink import Sink
-from tickpipe_clickhouse.sink_metrics import SinkMetrics
-from tickpipe_clickhouse.writer import Rejected
+from tickpipe_clickhouse.sink.batching import Batch, Batcher
+from tickpipe_clickhouse.sink.metrics import SinkMetrics
+from tickpipe_clickhouse.sink.sink import Sink
+from tickpipe_clickhouse.sink.writer import Rejected
 
 
 class Msg(Rec):
@@ -98,7 +98,7 @@ class NoDeadLetters:
 def test_batches_commit_pending_then_done_and_only_from_the_consumer_thread() -> None:
     consumer = FakeConsumer([Msg(i) for i in range(40)])
     writer = SlowWriter()
-    sink = Sink(consumer, "t", writer, NoDeadLetters(), Batcher(5, 1 << 20, 0.01), SinkMetrics())  # type: ignore[arg-type]
+    sink = Sink(consumer, "t", writer, NoDeadLetters(), Batcher(5, 1 << 20, 0.01), SinkMetrics())
     thread = threading.Thread(target=sink.run, name="consumer-thread")
     thread.start()
     try:

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from tickpipe.config import ConfigError, load_settings
-from tickpipe_clickhouse.migrations import load_migrations, split_statements
-from tickpipe_clickhouse.query import check_params, render_table
-from tickpipe_clickhouse.saved import QueryParamError, saved_queries
+from tickpipe_clickhouse.query.client import check_params, render_table
+from tickpipe_clickhouse.query.saved import QueryParamError, saved_queries
+from tickpipe_clickhouse.schema.migrations import load_migrations, split_statements
 from tickpipe_clickhouse.settings import SinkSettings
 
 

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from tests.unit.test_ch_batching import Rec
-from tickpipe_clickhouse.batching import Batch
-from tickpipe_clickhouse.query import Rows
-from tickpipe_clickhouse.routing import COLUMNS, Unroutable, route
-from tickpipe_clickhouse.writer import ClickHouseWriter, TransientWriteError, describe, is_data_error
+from tickpipe_clickhouse.query.client import Rows
+from tickpipe_clickhouse.sink.batching import Batch
+from tickpipe_clickhouse.sink.routing import COLUMNS, Unroutable, route
+from tickpipe_clickhouse.sink.writer import ClickHouseWriter, TransientWriteError, describe, is_data_error
 
 
 class FakeClient:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tickpipe import cli
 from tickpipe.config import BaseServiceSettings, load_settings
+from tickpipe_cli import cli
 
 
 def test_config_error_exits_2_with_the_variable_named(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tickpipe import cli
-from tickpipe.demo.run import DemoOptions, _service_env
+from tickpipe_cli import cli
+from tickpipe_demo.run import DemoOptions, _service_env
 
 STACK = {
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",

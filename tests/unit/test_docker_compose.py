@@ -18,7 +18,7 @@ import yaml
 
 from tests.infra.tools import find_tool
 from tests.unit.test_docker_images import IMAGES, instructions
-from tickpipe.kafka import dlq_topic
+from tickpipe.contract import dlq_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -23,10 +23,13 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from tests.unit.extras import ROOT, lock_pins, required_imports, requirements
-from tickpipe.areas import AREAS, Area
+from tickpipe_cli.areas import AREAS, Area
 
 FIRST_PARTY = {
     "tickpipe",
+    "tickpipe_cli",
+    "tickpipe_local",
+    "tickpipe_demo",
     "tickpipe_producer",
     "tickpipe_processor",
     "tickpipe_clickhouse",
@@ -40,8 +43,14 @@ IMAGES = {
     "simulator": ("simulator/tickpipe_simulator", []),
 }
 HEALTHCHECK = "deploy/container/healthcheck.py"
-# The core every image has: tickpipe/ without the local stack and the demo (their own extras).
-CORE = sorted(p for p in (ROOT / "tickpipe").glob("*.py") if p.name != "__main__.py")
+# What every image has: the core (tickpipe/) and the `tickpipe` command (apps/tickpipe_cli/); the
+# local stack and the demo have extras of their own.
+CORE = sorted(
+    p
+    for folder in (ROOT / "tickpipe", ROOT / "apps" / "tickpipe_cli")
+    for p in folder.glob("*.py")
+    if p.name != "__main__.py"
+)
 
 # Runs in the simulated image: block, build the CLI, import everything; report as JSON.
 PROBE = """
@@ -55,7 +64,7 @@ for kind, target in [("module", m) for m in job["modules"]] + [("file", f) for f
         importlib.import_module(target) if kind == "module" else runpy.run_path(target, run_name="probe")
     except Exception as exc:
         errors.append([target, f"{type(exc).__name__}: {exc}"])
-from tickpipe.cli import build_parser
+from tickpipe_cli.cli import build_parser
 parser = build_parser()
 action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 print(json.dumps({"registered": sorted(action.choices), "errors": errors}))
@@ -93,7 +102,7 @@ def test_image_runs_its_commands_with_only_its_locked_packages(image: str, tmp_p
     for path in files:
         for name in required_imports(path) - FIRST_PARTY - set(sys.stdlib_module_names):
             importers.setdefault(name, []).append(str(path.relative_to(ROOT)))
-    core = [f"tickpipe.{path.stem}" for path in CORE if path.stem != "__init__"]
+    core = [f"{path.parent.name}.{path.stem}" for path in CORE if path.stem != "__init__"]
     job = {
         "blocked": blocked_modules(lock_pins(image)),
         "modules": [*core, *module_names(ROOT / folder), *sorted(importers)],

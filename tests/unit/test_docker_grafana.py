@@ -59,7 +59,7 @@ def _exposed(service: str) -> set[str] | None:
     modules = {
         "producer": ("tickpipe_producer.metrics", "ProducerMetrics"),
         "processor": ("tickpipe_processor.metrics", "ProcessorMetrics"),
-        "sink": ("tickpipe_clickhouse.sink_metrics", "SinkMetrics"),
+        "sink": ("tickpipe_clickhouse.sink.metrics", "SinkMetrics"),
     }
     module_name, class_name = modules[service]
     try:

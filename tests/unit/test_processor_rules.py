@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tickpipe.cli import main
 from tickpipe.paths import repo_root
+from tickpipe_cli.cli import main
 from tickpipe_processor.rules import DEFAULT_RULES, RulesError, load_rules, parse_rules
 
 EXAMPLE = repo_root() / "processor" / "filter-rules.example.yaml"

@@ -33,8 +33,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from tickpipe_clickhouse.batching import Batch, Record
-from tickpipe_clickhouse.routing import COLUMNS, Unroutable, route
+from tickpipe_clickhouse.sink.batching import Batch, Record
+from tickpipe_clickhouse.sink.routing import COLUMNS, Unroutable, route
 
 log = logging.getLogger(__name__)
 

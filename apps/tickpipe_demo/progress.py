@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from tickpipe.demo.monitor import Samples, by_label, total
+from tickpipe_demo.monitor import Samples, by_label, total
 
 
 @dataclass

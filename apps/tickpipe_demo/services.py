@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tickpipe.local.process import log_tail
+from tickpipe.process import log_tail
 
 
 @dataclass
 class ServiceProcess:
-    """`python -m tickpipe <command>` with its own environment, log file and metrics port."""
+    """`python -m tickpipe_cli <command>` with its own environment, log file and metrics port."""
 
     name: str
     command: list[str]
@@ -38,7 +38,7 @@ class ServiceProcess:
         env = {**self.env, "METRICS_PORT": str(self.metrics_port), "LOG_FORMAT": "json"}
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tickpipe", *self.command],
+                [sys.executable, "-m", "tickpipe_cli", *self.command],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -18,8 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tickpipe.local.process import StartError, free_port, port_open, spawn, stop_pid, wait_until
 from tickpipe.paths import cache_dir
+from tickpipe.process import StartError, free_port, port_open, spawn, stop_pid, wait_until
 
 log = logging.getLogger(__name__)
 

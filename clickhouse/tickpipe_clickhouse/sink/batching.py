@@ -2,11 +2,10 @@
 
 Exactly once into ClickHouse rests on one rule: a batch that may have reached ClickHouse is, after any
 crash, inserted again as *the same batch* (same rows, same `insert_deduplication_token`), so
-ClickHouse drops the repeat. Before inserting, the sink commits the batch's range to Kafka as the
-partition's offset metadata, `tickpipe.pending:FIRST-LAST`, with the offset left at FIRST; after
-ClickHouse acknowledges, it commits LAST+1 with empty metadata. A consumer that is assigned a
-partition whose committed metadata names a pending range first rebuilds exactly that range (it may
-wait for more records; it never cuts early or late), then batches freely again.
+ClickHouse drops the repeat. The range of a batch that may have reached ClickHouse is kept in Kafka's
+offset metadata (state.py). A consumer that is assigned a partition with a pending range first
+rebuilds exactly that range here (it may wait for more records; it never cuts early or late), then
+batches freely again.
 
 This module is pure logic (no Kafka, no ClickHouse) so that the rule can be tested on its own.
 """
@@ -18,10 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-PENDING_PREFIX = "tickpipe.pending:"
+from tickpipe.contract import HeaderValue
 
-
-HeaderValue = str | bytes | None
 Headers = dict[str, HeaderValue] | list[tuple[str, HeaderValue]]
 
 
@@ -57,19 +54,6 @@ class Batch:
     def token(self) -> str:
         """The insert_deduplication_token: topic:partition:first-last."""
         return f"{self.topic}:{self.partition}:{self.first}-{self.last}"
-
-    def pending_metadata(self) -> str:
-        return f"{PENDING_PREFIX}{self.first}-{self.last}"
-
-
-def parse_pending(metadata: str | None) -> tuple[int, int] | None:
-    """`tickpipe.pending:100-199` -> (100, 199); anything else (empty, foreign) -> None."""
-    if not metadata or not metadata.startswith(PENDING_PREFIX):
-        return None
-    first, sep, last = metadata[len(PENDING_PREFIX) :].partition("-")
-    if not sep or not first.isdigit() or not last.isdigit() or int(last) < int(first):
-        return None
-    return int(first), int(last)
 
 
 def _offset(record: Record) -> int:

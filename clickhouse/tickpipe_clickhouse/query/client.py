@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tickpipe.local.process import pid_alive
+from tickpipe.process import pid_alive
 from tickpipe_clickhouse.connect import Target, connect
-from tickpipe_clickhouse.endpoint import discovery_path
-from tickpipe_clickhouse.saved import QueryParamError, saved_query
+from tickpipe_clickhouse.query.endpoint import discovery_path
+from tickpipe_clickhouse.query.saved import QueryParamError, saved_query
 
 READ_ONLY = {"readonly": 2}  # reads only; 2 (not 1) still lets the driver pass its own settings
 _PLACEHOLDER = re.compile(r"\{(\w+):")

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from tickpipe_clickhouse.query import QueryFailed, open_query_client, render_table, run_raw, run_rows
-from tickpipe_clickhouse.saved import QueryParamError, saved_queries, saved_query
+from tickpipe_clickhouse.query.client import QueryFailed, open_query_client, render_table, run_raw, run_rows
+from tickpipe_clickhouse.query.saved import QueryParamError, saved_queries, saved_query
 from tickpipe_clickhouse.settings import ClickHouseSettings
 
 FORMATS = {"csv": "CSVWithNames", "json": "JSONEachRow", "parquet": "Parquet", "tsv": "TSVWithNames"}

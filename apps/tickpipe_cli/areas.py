@@ -45,9 +45,9 @@ _DEMO = {"chdb", "matplotlib", "moto"}
 _EVERYTHING = tuple(sorted({name for area in _SERVICES for name in area.needs} | _DEMO))
 
 AREAS: tuple[Area, ...] = (
-    Area("tickpipe.local.cli", ("local",), "local", ("boto3", "moto", *_SIMULATOR)),
+    Area("tickpipe_local.cli", ("local",), "local", ("boto3", "moto", *_SIMULATOR)),
     *_SERVICES,
-    Area("tickpipe.demo.cli", ("demo", "report"), "demo", _EVERYTHING),
+    Area("tickpipe_demo.cli", ("demo", "report"), "demo", _EVERYTHING),
 )
 
 

@@ -10,17 +10,17 @@ from types import FrameType
 
 from tickpipe.kafka import ensure_topics
 from tickpipe.metrics import MetricsServer
-from tickpipe_clickhouse.batching import Batcher
 from tickpipe_clickhouse.connect import Target, connect
-from tickpipe_clickhouse.dlq import DeadLetters
-from tickpipe_clickhouse.endpoint import QueryEndpoint
-from tickpipe_clickhouse.faults import with_faults
-from tickpipe_clickhouse.migrations import migrate
-from tickpipe_clickhouse.query import READ_ONLY
+from tickpipe_clickhouse.query.client import READ_ONLY
+from tickpipe_clickhouse.query.endpoint import QueryEndpoint
+from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.settings import SinkSettings
-from tickpipe_clickhouse.sink import Sink
-from tickpipe_clickhouse.sink_metrics import SinkMetrics
-from tickpipe_clickhouse.writer import ClickHouseWriter, Writer
+from tickpipe_clickhouse.sink.batching import Batcher
+from tickpipe_clickhouse.sink.dead_letters import DeadLetters
+from tickpipe_clickhouse.sink.faults import with_faults
+from tickpipe_clickhouse.sink.metrics import SinkMetrics
+from tickpipe_clickhouse.sink.sink import Sink
+from tickpipe_clickhouse.sink.writer import ClickHouseWriter, Writer
 
 log = logging.getLogger(__name__)
 

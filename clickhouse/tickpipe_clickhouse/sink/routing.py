@@ -4,7 +4,7 @@ The processor writes every value as `{"ev":"A",...` (the event kind first), so t
 record by looking at its prefix, without parsing the JSON: parsing is ClickHouse's job, in C++,
 once. A value that does not start that way (another writer's field order) is parsed with orjson
 just to find its `ev`. Each table receives the processor's JSON unchanged; its column list names
-the contract's fields (docs/architecture.md), some of them EPHEMERAL inputs of the table
+the contract's fields (tickpipe/contract.py), some of them EPHEMERAL inputs of the table
 (clickhouse/migrations/001_raw_tables.sql).
 """
 
@@ -14,66 +14,12 @@ from dataclasses import dataclass
 
 import orjson
 
-TABLE_OF_EV = {
-    "A": "aggregates",
-    "AM": "aggregates",
-    "XA": "aggregates",
-    "CA": "aggregates",
-    "T": "trades",
-    "XT": "trades",
-    "Q": "quotes",
-    "XQ": "quotes",
-}
+from tickpipe import contract
 
-# The FILTERED_TOPIC fields each table reads (the insert's column list; other fields are skipped).
-COLUMNS = {
-    "aggregates": (
-        "ev",
-        "symbol",
-        "start_ms",
-        "end_ms",
-        "open",
-        "high",
-        "low",
-        "close",
-        "volume",
-        "vwap",
-        "day_volume",
-        "day_open",
-        "day_vwap",
-        "avg_size",
-        "otc",
-        "received_ns",
-    ),
-    "trades": (
-        "ev",
-        "symbol",
-        "ts_ms",
-        "price",
-        "size",
-        "exchange",
-        "trade_id",
-        "tape",
-        "conditions",
-        "sequence",
-        "received_ns",
-    ),
-    "quotes": (
-        "ev",
-        "symbol",
-        "ts_ms",
-        "bid_price",
-        "bid_size",
-        "bid_exchange",
-        "ask_price",
-        "ask_size",
-        "ask_exchange",
-        "conditions",
-        "tape",
-        "sequence",
-        "received_ns",
-    ),
-}
+# The table of each event kind, and the FILTERED_TOPIC fields each table reads (the insert's column
+# list; other fields are skipped): both from the contract (tickpipe/contract.py).
+TABLE_OF_EV = {ev: contract.TABLE_OF_FAMILY[family] for ev, family in contract.FAMILY_OF_EV.items()}
+COLUMNS = {contract.TABLE_OF_FAMILY[family]: fields for family, fields in contract.FIELDS.items()}
 
 _KNOWN = ", ".join(TABLE_OF_EV)
 # The first 10 bytes of the processor's values, `{"ev":"T",` or `{"ev":"AM"`, mapped to the table.

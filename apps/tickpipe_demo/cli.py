@@ -22,8 +22,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from tickpipe.cli import user_environment
-    from tickpipe.demo.run import DemoOptions, run_demo
+    from tickpipe_cli.cli import user_environment
+    from tickpipe_demo.run import DemoOptions, run_demo
 
     options = DemoOptions(
         duration=args.duration,
@@ -36,7 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from tickpipe.demo.report import print_report
+    from tickpipe_demo.report import print_report
 
     dsn = os.environ.get("CLICKHOUSE_DSN", "chdb://./data/clickhouse")
     path = print_report(dsn, args.symbol, args.out)

@@ -18,12 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from tickpipe_clickhouse.batching import Batch
-from tickpipe_clickhouse.dlq import DeadLetters
-from tickpipe_clickhouse.sink_metrics import SinkMetrics
-from tickpipe_clickhouse.writer import Rejected, TransientWriteError, Writer
+from tickpipe_clickhouse.sink.batching import Batch
+from tickpipe_clickhouse.sink.metrics import SinkMetrics
+from tickpipe_clickhouse.sink.ports import DeadLetterSink, SinkConsumer
+from tickpipe_clickhouse.sink.state import mark_done, mark_pending
+from tickpipe_clickhouse.sink.writer import Rejected, TransientWriteError, Writer
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,9 @@ class Flusher:
 
     def __init__(
         self,
-        consumer: Consumer,
+        consumer: SinkConsumer,
         writer: Writer,
-        dead_letters: DeadLetters,
+        dead_letters: DeadLetterSink,
         metrics: SinkMetrics,
         retry_max_seconds: float,
         stop: threading.Event,
@@ -63,7 +64,7 @@ class Flusher:
 
     def commit_pending(self, batches: list[Batch]) -> bool:
         """Step 1; False if the partitions are no longer ours (then drop the batches)."""
-        return self._commit([_pending(b) for b in batches], "record pending ranges")
+        return self._commit(mark_pending(batches), "record pending ranges")
 
     def write(self, batches: list[Batch]) -> None:
         """Steps 2 and 3: insert every batch, send its rejected rows to the DLQ, wait for delivery."""
@@ -81,7 +82,7 @@ class Flusher:
 
     def commit_done(self, batches: list[Batch]) -> None:
         """Step 4."""
-        if self._commit([_done(b) for b in batches], "commit offsets"):
+        if self._commit(mark_done(batches), "commit offsets"):
             self.metrics.batches.inc(len(batches))
             self.metrics.rows.inc(sum(len(b.records) for b in batches))
             self.metrics.last_flush.set(time.time())
@@ -132,11 +133,3 @@ def _check(result: list[TopicPartition] | None) -> None:
     for tp in result or []:
         if tp.error is not None:
             raise KafkaException(tp.error)
-
-
-def _pending(batch: Batch) -> TopicPartition:
-    return TopicPartition(batch.topic, batch.partition, batch.first, metadata=batch.pending_metadata())
-
-
-def _done(batch: Batch) -> TopicPartition:
-    return TopicPartition(batch.topic, batch.partition, batch.last + 1, metadata="")

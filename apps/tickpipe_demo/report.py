@@ -25,7 +25,7 @@ def _database() -> str:
 def live_client(dsn: str) -> Any | None:
     """A client that never takes the chDB folder away from a running sink (None if none answers)."""
     from tickpipe_clickhouse.connect import Target
-    from tickpipe_clickhouse.query import live_endpoint, open_query_client
+    from tickpipe_clickhouse.query.client import live_endpoint, open_query_client
 
     target = Target(dsn)
     if target.embedded:
@@ -46,7 +46,7 @@ def latest_prices(dsn: str, limit: int = 4) -> list[tuple[str, float]]:
     client = _safe(lambda: live_client(dsn))
     if client is None:
         return []
-    from tickpipe_clickhouse.query import run_saved
+    from tickpipe_clickhouse.query.client import run_saved
 
     result = _safe(lambda: run_saved(client, "latest", {}))
     if result is None:
@@ -59,7 +59,7 @@ def latest_prices(dsn: str, limit: int = 4) -> list[tuple[str, float]]:
 
 def table_counts(dsn: str) -> dict[str, int]:
     """Rows per event table, opening ClickHouse directly (call it once the sink has stopped)."""
-    from tickpipe_clickhouse.query import open_query_client
+    from tickpipe_clickhouse.query.client import open_query_client
 
     client = open_query_client(dsn, _database())
     return {str(name): int(count) for name, count in client.query(_COUNT_SQL).result_rows}
@@ -74,7 +74,7 @@ UNION ALL SELECT 'quotes', count() FROM quotes
 
 def print_report(dsn: str, symbol: str | None = None, out: Path | None = None) -> Path | None:
     """Print top movers, busiest symbols and recent bars; draw the chart; return its path."""
-    from tickpipe_clickhouse.query import open_query_client, render_table, run_rows, run_saved
+    from tickpipe_clickhouse.query.client import open_query_client, render_table, run_rows, run_saved
 
     client = open_query_client(dsn, _database())
     print("\n== top movers (first open -> last close, from the 1-minute bars)")
@@ -94,7 +94,7 @@ def print_report(dsn: str, symbol: str | None = None, out: Path | None = None) -
     if not candles.result_rows:
         print(f"no aggregates for {symbol}: nothing to chart")
         return None
-    from tickpipe.demo.chart import candlestick_png
+    from tickpipe_demo.chart import candlestick_png
 
     path = out or home() / "report" / f"{symbol}-candles.png"
     candlestick_png(path, symbol, candles.column_names, candles.result_rows)
@@ -110,7 +110,7 @@ FROM trades GROUP BY symbol ORDER BY trades DESC, symbol LIMIT 5
 
 def _candles(client: Any, symbol: str) -> Any:
     """Candles from the per-second aggregates, sized so the chart shows about 60 of them."""
-    from tickpipe_clickhouse.query import run_rows
+    from tickpipe_clickhouse.query.client import run_rows
 
     span = run_rows(
         client,

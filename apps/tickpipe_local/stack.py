@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tickpipe.local.kafka_broker import KafkaBroker, broker_ready
-from tickpipe.local.process import free_port, pid_alive, port_open, spawn, stop_pid, wait_until
-from tickpipe.local.s3_server import LOCAL_AWS_ENV, MotoS3Server, s3_ready
 from tickpipe.paths import home, local_env_file, repo_root
+from tickpipe.process import free_port, pid_alive, port_open, spawn, stop_pid, wait_until
+from tickpipe_local.kafka_broker import KafkaBroker, broker_ready
+from tickpipe_local.s3_server import LOCAL_AWS_ENV, MotoS3Server, s3_ready
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def _reusable_port(entry: dict[str, Any] | None, key: str) -> int:
 def _start_simulator(root: Path, port: int) -> dict[str, Any]:
     key = "local-" + secrets.token_hex(8)
     log_file = root / "simulator.log"
-    command = [sys.executable, "-m", "tickpipe", "simulate", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "tickpipe_cli", "simulate", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--api-keys", key]
     env = dict(os.environ)
     env.setdefault("SIMULATOR_RATE", "2000")  # trades+quotes/s; any SIMULATOR_* variable tunes it

@@ -1,7 +1,7 @@
 """The sink DLQ (`<FILTERED_TOPIC>.dlq`): rows ClickHouse rejected, with the reason.
 
-Same record shape as every tickpipe DLQ (docs/architecture.md): the original key, value and headers,
-plus `tp.dlq.reason`, `tp.dlq.detail`, `tp.source.topic`, `tp.source.partition`, `tp.source.offset`.
+Same record shape as every tickpipe DLQ (tickpipe/contract.py, docs/architecture.md): the original
+key, value and headers, plus the reason, the detail and where the record came from.
 Delivery is at least once: a crash between DLQ delivery and the offset commit repeats the record.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from tickpipe_clickhouse.batching import HeaderValue
-from tickpipe_clickhouse.writer import Rejected
+from tickpipe.contract import HeaderValue, dead_letter_headers
+from tickpipe_clickhouse.sink.writer import Rejected
 
 
 class DlqError(RuntimeError):
@@ -23,15 +23,9 @@ def dlq_headers(rejected: Rejected) -> list[tuple[str, HeaderValue]]:
     record = rejected.record
     original = record.headers() or []
     pairs = list(original.items()) if isinstance(original, dict) else list(original)
-    headers = [(k, v) for k, v in pairs if not k.startswith(("tp.dlq.", "tp.source."))]
-    headers += [
-        ("tp.dlq.reason", rejected.reason.encode()),
-        ("tp.dlq.detail", rejected.detail.encode()),
-        ("tp.source.topic", (record.topic() or "").encode()),
-        ("tp.source.partition", str(record.partition()).encode()),
-        ("tp.source.offset", str(record.offset()).encode()),
-    ]
-    return headers
+    return dead_letter_headers(
+        pairs, rejected.reason, rejected.detail, record.topic() or "", record.partition(), record.offset()
+    )
 
 
 class DeadLetters:

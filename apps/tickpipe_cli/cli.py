@@ -13,10 +13,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from tickpipe.areas import AREAS, Area, area_of
 from tickpipe.config import ConfigError, read_env_file
 from tickpipe.logs import setup_logging
 from tickpipe.paths import local_env_file
+from tickpipe_cli.areas import AREAS, Area, area_of
 
 # The CLI modules with a `register(subparsers)` function, in help order (the table is tickpipe/areas.py).
 # Heavy imports happen inside each command.

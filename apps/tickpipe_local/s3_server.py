@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tickpipe.local.process import free_port, spawn, stop_pid, wait_until
+from tickpipe.process import free_port, spawn, stop_pid, wait_until
 
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 LOCAL_AWS_ENV = {

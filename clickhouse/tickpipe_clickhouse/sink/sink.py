@@ -18,15 +18,17 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
-from tickpipe_clickhouse.batching import Batch, Batcher, parse_pending
-from tickpipe_clickhouse.dlq import DeadLetters
-from tickpipe_clickhouse.flusher import Flusher, Stopped
-from tickpipe_clickhouse.sink_metrics import SinkMetrics
-from tickpipe_clickhouse.writer import Writer
+from tickpipe_clickhouse.sink.batching import Batch, Batcher
+from tickpipe_clickhouse.sink.flusher import Flusher, Stopped
+from tickpipe_clickhouse.sink.metrics import SinkMetrics
+from tickpipe_clickhouse.sink.ports import ConsumedRecord, DeadLetterSink, SinkConsumer
+from tickpipe_clickhouse.sink.state import load_pending
+from tickpipe_clickhouse.sink.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,10 @@ BUSY_POLL_SECONDS = 0.02  # the same while a write is in flight: its end is noti
 class Sink:
     def __init__(
         self,
-        consumer: Consumer,
+        consumer: SinkConsumer,
         topic: str,
         writer: Writer,
-        dead_letters: DeadLetters,
+        dead_letters: DeadLetterSink,
         batcher: Batcher,
         metrics: SinkMetrics,
         retry_max_seconds: float = 30.0,
@@ -137,13 +139,9 @@ class Sink:
             if tp.offset >= 0 and high >= 0:
                 self.metrics.lag.labels(str(tp.partition)).set(max(0, high - tp.offset))
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: SinkConsumer, partitions: list[TopicPartition]) -> None:
         self._finish()
-        committed = consumer.committed(partitions, timeout=30)
-        for tp in committed:
-            pending = parse_pending(tp.metadata)
-            if pending is not None and pending[0] != tp.offset:
-                pending = None  # stale metadata from an older layout: not ours to replay
+        for tp, pending in load_pending(consumer.committed(partitions, timeout=30)):
             self.batcher.assign(tp.topic, tp.partition, pending)
             if pending:
                 self.metrics.replays.inc()
@@ -152,7 +150,7 @@ class Sink:
                     extra={"fields": {"partition": tp.partition, "first": pending[0], "last": pending[1]}},
                 )
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: SinkConsumer, partitions: list[TopicPartition]) -> None:
         self._finish()  # its commit is still valid while the partitions are being revoked
         for tp in partitions:
             self.batcher.revoke(tp.topic, tp.partition)
@@ -160,7 +158,7 @@ class Sink:
                 self.metrics.lag.remove(str(tp.partition))
 
 
-def _report_errors(messages: list[Message]) -> None:
+def _report_errors(messages: Sequence[ConsumedRecord]) -> None:
     """Raise a fatal consumer error; log any other (they are events, not records)."""
     for message in messages:
         error = message.error()

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from tickpipe.config import BaseServiceSettings, load_settings
-from tickpipe.demo.monitor import KafkaWatcher, scrape, total
-from tickpipe.demo.progress import Snapshot, render, snapshot
-from tickpipe.demo.services import ServiceProcess, wait_until
-from tickpipe.demo.simulator_control import events_sent, quiesce, simulator_stats
 from tickpipe.kafka import ensure_topics
-from tickpipe.local import stack
-from tickpipe.local.process import free_port
 from tickpipe.paths import home
+from tickpipe.process import free_port
+from tickpipe_demo.monitor import KafkaWatcher, scrape, total
+from tickpipe_demo.progress import Snapshot, render, snapshot
+from tickpipe_demo.services import ServiceProcess, wait_until
+from tickpipe_demo.simulator_control import events_sent, quiesce, simulator_stats
+from tickpipe_local import stack
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def _run_services(options: DemoOptions, settings: dict[str, str]) -> int:
     summary_path().write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nstopped: {', '.join(f'{name} (exit {code})' for name, code in codes.items())}")
     if options.report:
-        from tickpipe.demo.report import print_report
+        from tickpipe_demo.report import print_report
 
         print_report(env["CLICKHOUSE_DSN"])
     print(f"summary: {summary_path()}")
@@ -114,7 +114,7 @@ def _service_env(settings: dict[str, str], options: DemoOptions) -> dict[str, st
     env["SINK_GROUP_ID"] = SINK_GROUP
     if options.live:
         # The user's own feed settings, never the local simulator's from .tickpipe/local.env.
-        from tickpipe.cli import user_environment
+        from tickpipe_cli.cli import user_environment
 
         for key in ("POLYGON_API_KEY", "POLYGON_FEED", "POLYGON_SECURE"):
             env.pop(key, None)
@@ -171,7 +171,7 @@ def _print_banner(
 def _watch(
     services: dict[str, ServiceProcess], env: dict[str, str], options: DemoOptions, stop: threading.Event
 ) -> None:
-    from tickpipe.demo.report import latest_prices, queryable_rows
+    from tickpipe_demo.report import latest_prices, queryable_rows
 
     watcher = KafkaWatcher(env["KAFKA_BOOTSTRAP_SERVERS"])
     deadline = time.monotonic() + options.duration if options.duration else None
@@ -246,7 +246,7 @@ def _producer_caught_up(producer: ServiceProcess, env: dict[str, str]) -> bool:
 def _final_summary(
     options: DemoOptions, env: dict[str, str], codes: dict[str, int | None], final: Snapshot | None
 ) -> dict[str, Any]:
-    from tickpipe.demo.report import table_counts
+    from tickpipe_demo.report import table_counts
 
     summary: dict[str, Any] = {"exit_codes": codes, "options": asdict(options)}
     if not options.live:

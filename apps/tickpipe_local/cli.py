@@ -23,7 +23,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _up(args: argparse.Namespace) -> int:
-    from tickpipe.local import stack
+    from tickpipe_local import stack
 
     settings = stack.up(with_simulator=not args.no_simulator)
     print(f"local stack is up; settings written to {local_env_file()}")
@@ -33,7 +33,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from tickpipe.local import stack
+    from tickpipe_local import stack
 
     parts = stack.status()
     if not parts:
@@ -46,7 +46,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from tickpipe.local import stack
+    from tickpipe_local import stack
 
     stopped = stack.down(purge=args.purge)
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -54,7 +54,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from tickpipe.local.kafka_broker import KAFKA_VERSION, fetch_jars
+    from tickpipe_local.kafka_broker import KAFKA_VERSION, fetch_jars
 
     print(f"Kafka {KAFKA_VERSION} jars in {fetch_jars()}")
     return 0

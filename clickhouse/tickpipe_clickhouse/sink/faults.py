@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tickpipe_clickhouse.batching import Batch
-from tickpipe_clickhouse.writer import Rejected, TransientWriteError, Writer
+from tickpipe_clickhouse.sink.batching import Batch
+from tickpipe_clickhouse.sink.writer import Rejected, TransientWriteError, Writer
 
 FAULT_DIR_VARIABLE = "TICKPIPE_FAULT_DIR"
 CLICKHOUSE_DOWN = "clickhouse-writes-fail"

@@ -1,0 +1,3 @@
+from tickpipe_cli.cli import main
+
+raise SystemExit(main())

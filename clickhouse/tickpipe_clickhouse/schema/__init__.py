@@ -1,0 +1,1 @@
+"""The schema: SQL migrations (clickhouse/migrations/) and how they are applied."""

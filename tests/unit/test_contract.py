@@ -1,0 +1,85 @@
+"""The wire contract (tickpipe/contract.py) against the places that must agree with it: the
+processor's output structs, the sink's routing, the raw tables' input columns, and dead letters."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tickpipe import contract
+from tickpipe_clickhouse.schema.migrations import load_migrations
+from tickpipe_clickhouse.sink.routing import COLUMNS, TABLE_OF_EV, route
+from tickpipe_processor.events import RawEvent
+from tickpipe_processor.output import Aggregate, Quote, Trade
+
+STRUCTS = {"aggregate": Aggregate, "trade": Trade, "quote": Quote}
+
+
+@pytest.mark.parametrize("family", sorted(contract.FIELDS))
+def test_processor_output_structs_have_the_contract_fields_in_order(family: contract.Family) -> None:
+    assert STRUCTS[family].__struct_fields__ == contract.FIELDS[family]
+
+
+def test_the_processor_emits_exactly_the_contract_event_kinds() -> None:
+    kinds = {cls.__struct_config__.tag: cls.FAMILY for cls in _subclasses(RawEvent)}
+    assert kinds == contract.FAMILY_OF_EV
+
+
+def test_the_sink_routes_every_kind_to_its_family_table() -> None:
+    for ev, family in contract.FAMILY_OF_EV.items():
+        table = contract.TABLE_OF_FAMILY[family]
+        assert TABLE_OF_EV[ev] == table
+        assert route(f'{{"ev":"{ev}","symbol":"X"}}'.encode()) == table
+        assert COLUMNS[table] == contract.FIELDS[family]
+
+
+def _table_columns() -> dict[str, dict[str, str]]:
+    """Every raw table's columns as the migrations declare them: name -> the rest of its line."""
+    text = "\n".join(m.sql for m in load_migrations())
+    tables: dict[str, dict[str, str]] = {}
+    for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS \{db\}\.(\w+)\s*\((.*?)\n\)", text, re.S):
+        columns = tables.setdefault(name, {})
+        for line in body.splitlines():
+            match = re.match(r"\s+(\w+)\s+(\S.*)$", line)
+            if match and match.group(1) not in {"CONSTRAINT", "INDEX", "PROJECTION"}:
+                columns[match.group(1)] = match.group(2)
+    for name, column, rest in re.findall(
+        r"ALTER TABLE \{db\}\.(\w+)\s+ADD COLUMN (?:IF NOT EXISTS )?(\w+)\s+([^,;]*)", text
+    ):
+        tables.setdefault(name, {})[column] = rest
+    return tables
+
+
+@pytest.mark.parametrize("family", sorted(contract.FIELDS))
+def test_each_raw_table_takes_every_contract_field_as_an_input_column(family: contract.Family) -> None:
+    table = contract.TABLE_OF_FAMILY[family]
+    columns = _table_columns()[table]
+    missing = [field for field in contract.FIELDS[family] if field not in columns]
+    assert not missing, f"{table} has no input column for contract fields {missing}"
+    ephemeral = {name for name, rest in columns.items() if "EPHEMERAL" in rest}
+    assert ephemeral <= set(contract.FIELDS[family]), f"{table}: EPHEMERAL inputs outside the contract"
+
+
+def test_dead_letter_headers_keep_the_original_replace_earlier_dlq_headers_and_never_raise() -> None:
+    original = [
+        (contract.FEED, b"socket.polygon.io/stocks"),
+        (contract.DLQ_REASON, b"earlier"),
+        (contract.SOURCE_OFFSET, b"1"),
+    ]
+    headers = contract.dead_letter_headers(original, "wrong_type", "bad \udcff text", "raw", 3, 41)
+    assert headers[0] == (contract.FEED, b"socket.polygon.io/stocks")
+    as_dict = dict(headers)
+    assert len(headers) == len(as_dict), "one value per header name"
+    assert as_dict[contract.DLQ_REASON] == b"wrong_type"
+    assert as_dict[contract.DLQ_DETAIL] == b"bad ? text"
+    assert (as_dict[contract.SOURCE_TOPIC], as_dict[contract.SOURCE_PARTITION]) == (b"raw", b"3")
+    assert as_dict[contract.SOURCE_OFFSET] == b"41"
+
+
+def _subclasses(cls: type[RawEvent]) -> list[type[RawEvent]]:
+    found: list[type[RawEvent]] = []
+    for sub in cls.__subclasses__():
+        found.append(sub)
+        found.extend(_subclasses(sub))
+    return found

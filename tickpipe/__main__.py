@@ -1,3 +1,0 @@
-from tickpipe.cli import main
-
-raise SystemExit(main())
