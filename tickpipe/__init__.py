@@ -1,8 +1,9 @@
 """tickpipe: Polygon market data -> Kafka -> processor -> Kafka -> ClickHouse.
 
-This package holds what the services share: configuration, logging, metrics, Kafka helpers, the
-`tickpipe` command line and the local stack. The services live beside it: producer/, processor/,
-clickhouse/ (the sink, schema and queries) and simulator/.
+The core layer: what every service shares (the wire contract, configuration, logging, metrics, Kafka
+and process helpers). It imports no service. The services live beside it (simulator/, producer/,
+processor/, clickhouse/), and the apps above them (apps/: the `tickpipe` command, the local stack,
+the demo); docs/architecture.md has the map.
 """
 
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ from tickpipe.logs import setup_logging
 from tickpipe.paths import local_env_file
 from tickpipe_cli.areas import AREAS, Area, area_of
 
-# The CLI modules with a `register(subparsers)` function, in help order (the table is tickpipe/areas.py).
+# The CLI modules with a `register(subparsers)` function, in help order (the table is areas.py).
 # Heavy imports happen inside each command.
 COMMAND_MODULES = tuple(area.module for area in AREAS)
 

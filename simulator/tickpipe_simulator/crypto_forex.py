@@ -8,7 +8,7 @@ number of quotes.
 
 from __future__ import annotations
 
-from tickpipe_simulator.events import Event
+from tickpipe_simulator.kinds import Event
 from tickpipe_simulator.market import Aggregates, Market, SecondData
 
 

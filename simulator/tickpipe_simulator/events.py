@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from tickpipe_simulator.kinds import Event
 from tickpipe_simulator.market import TICKS_PER_SECOND, Aggregates, Market, SecondData
 
-Event = dict[str, Any]
 MAX_TICK_EVENTS = 5000  # a multiple of the default frame size (1000), so frames stay full
 AggregateBuilder = Callable[[Market, str, Aggregates], list[Event]]
 

@@ -9,11 +9,12 @@ forex   C (quotes), CA (minute)         `p` in C, `pair` in CA (EUR/USD)  bars o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from tickpipe_simulator.symbols import DEFAULTS, SymbolInfo
 
 MarketName = Literal["stocks", "crypto", "forex"]
+Event = dict[str, Any]  # one Polygon event, as the websocket sends it
 
 
 @dataclass(frozen=True)

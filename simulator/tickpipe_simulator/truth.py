@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from tickpipe_simulator.events import Event, event_symbol, second_ticks
+from tickpipe_simulator.events import event_symbol, second_ticks
+from tickpipe_simulator.kinds import Event
 from tickpipe_simulator.market import Market
 from tickpipe_simulator.spec import MarketSpec
 from tickpipe_simulator.topics import Selection
