@@ -80,8 +80,8 @@ _KIND_NAMES = {
 
 # The output formats a caller may ask for, by the name ClickHouse knows them by.
 OUTPUT_FORMATS = frozenset(
-    {"CSV", "CSVWithNames", "TSV", "TSVWithNames", "TabSeparated", "TabSeparatedWithNames", "JSON",
-     "JSONCompact", "JSONEachRow", "Parquet"}
+    {"CSV", "CSVWithNames", "TSV", "TSVWithNames", "TSVWithNamesAndTypes", "TabSeparated",
+     "TabSeparatedWithNames", "JSON", "JSONCompact", "JSONEachRow", "Parquet"}
 )  # fmt: skip
 
 _FUNCTION = re.compile(r"^Function (\S+)")
