@@ -273,7 +273,4 @@ def _parse(raw: bytes) -> tuple[str, dict[str, Any], str]:
     sql, params, fmt = request["sql"], request.get("params") or {}, request.get("format", "TSV")
     if not isinstance(sql, str) or not isinstance(fmt, str) or not isinstance(params, dict):
         raise TypeError("sql and format are strings, params an object")
-    for name, value in params.items():
-        if not isinstance(value, str | int | float | bool) or value is None:
-            raise TypeError(f"parameter {name!r} must be a string or a number")
-    return sql, {str(k): v for k, v in params.items()}, fmt
+    return sql, {str(k): v for k, v in params.items()}, fmt  # values are bound, never pasted
