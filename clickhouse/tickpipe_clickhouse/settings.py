@@ -70,6 +70,17 @@ class ClickHouseSettings(BaseServiceSettings):
         return value
 
 
+class MigrateSettings(ClickHouseSettings):
+    """`tickpipe migrate`: the schema, and on a server the read-only user (migration 020)."""
+
+    clickhouse_reader_user: str = Field(
+        "tickpipe_query", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="server: the read-only login user"
+    )
+    clickhouse_reader_password: SecretStr | None = Field(
+        None, description="server: create/update the read-only user with this password (unset = skip)"
+    )
+
+
 class SinkSettings(ClickHouseSettings):
     """`tickpipe sink`: FILTERED_TOPIC -> ClickHouse, exactly once."""
 

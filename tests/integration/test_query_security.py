@@ -43,7 +43,8 @@ from tickpipe_clickhouse.query.client import (
 from tickpipe_clickhouse.query.endpoint import discovery_path
 from tickpipe_clickhouse.query.limits import QueryLimits, open_reader
 from tickpipe_clickhouse.query.saved import saved_queries
-from tickpipe_clickhouse.schema.migrations import migrate
+from tickpipe_clickhouse.schema.migrations import load_migrations, migrate
+from tickpipe_clickhouse.schema.reader import reader_user_statements
 
 pytestmark = pytest.mark.integration
 
@@ -533,3 +534,21 @@ def test_readonly_alone_would_not_stop_these_attacks(clickhouse_dsn: str, db: st
         assert FAKE_KEY in reader.raw_query(f"SELECT file('{secret}')").decode()
     finally:
         reader.close()
+
+
+def test_the_reader_role_statements_parse_and_chdb_records_them(clickhouse: Any, ch_database: str) -> None:
+    """chDB has no users, so migration 020 is recorded there, not run; ClickHouse's parser accepts
+    every statement of it and of the reader user (formatQuery parses without executing)."""
+    migrate(clickhouse, ch_database)
+    versions = {
+        r[0] for r in clickhouse.query(f"SELECT version FROM {ch_database}.schema_migrations").result_rows
+    }
+    assert 20 in versions
+    migration = next(m for m in load_migrations() if m.version == 20)
+    statements = migration.statements(ch_database)
+    statements += reader_user_statements("tickpipe_query", "a 'quoted' \\ secret", ch_database)
+    for statement in statements:
+        canonical = clickhouse.query(
+            "SELECT formatQuery({q:String})", parameters={"q": statement}
+        ).result_rows
+        assert canonical[0][0], statement
