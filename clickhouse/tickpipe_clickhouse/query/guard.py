@@ -22,7 +22,10 @@ layer (clickhouse/migrations/020_reader_role.sql).
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -110,11 +113,48 @@ def output_format(name: str) -> str:
     raise QueryRefused(f"format {name!r} is not offered; use one of {', '.join(sorted(OUTPUT_FORMATS))}")
 
 
+class _Passed:
+    """The last CACHE_SIZE checks that passed (a dashboard asks the same queries every few seconds)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> str | None:
+        with self._lock:
+            canonical = self._items.get(key)
+            if canonical is not None:
+                self._items.move_to_end(key)
+            return canonical
+
+    def put(self, key: tuple[str, str], canonical: str) -> None:
+        with self._lock:
+            self._items[key] = canonical
+            while len(self._items) > CACHE_SIZE:
+                self._items.popitem(last=False)
+
+
+CACHE_SIZE = 512
+_passed = _Passed()
+
+
 def check(client: Any, sql: str, params: Mapping[str, Any] | None = None) -> str:
     """The canonical text of `sql` if it may run on the query path; QueryRefused otherwise.
 
     `client` is a clickhouse-connect client on the engine that will run the query (at readonly=1).
+    A text and parameters that passed before pass again without asking ClickHouse (the verdict
+    depends on nothing else); a refusal is never remembered.
     """
+    key = (sql, json.dumps(dict(params or {}), sort_keys=True, default=str))
+    known = _passed.get(key)
+    if known is not None:
+        return known
+    canonical = _check(client, sql, params)
+    _passed.put(key, canonical)
+    return canonical
+
+
+def _check(client: Any, sql: str, params: Mapping[str, Any] | None) -> str:
     if len(sql.encode()) > MAX_QUERY_BYTES:
         raise QueryRefused(f"the query is longer than {MAX_QUERY_BYTES} bytes")
     try:
