@@ -12,7 +12,7 @@ CREATE SETTINGS PROFILE IF NOT EXISTS tickpipe_reader_limits SETTINGS
     readonly = 1 CONST,
     max_execution_time = 60 MAX 60 CHANGEABLE_IN_READONLY,
     max_memory_usage = 1073741824 CONST,
-    max_result_rows = 1000000 CONST,
+    max_result_rows = 10000000 CONST,
     max_result_bytes = 268435456 CONST,
     result_overflow_mode = 'throw' CONST,
     allow_introspection_functions = 0 CONST,
