@@ -6,6 +6,7 @@ The EXPLAIN AST texts are as chDB 26.9 prints them (the integration tests run th
 from __future__ import annotations
 
 import json
+import re
 import socket
 import urllib.request
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_plain_selects_and_allowed_table_functions_pass() -> None:
     ],
 )
 def test_table_functions_outside_the_allow_list_are_refused(table: str, word: str) -> None:
-    with pytest.raises(guard.QueryRefused, match=f"^{word}|{word}"):
+    with pytest.raises(guard.QueryRefused, match=re.escape(word)):
         guard.check_ast(_from(table))
 
 

@@ -264,4 +264,8 @@ def _engine_words(exc: Exception, what: str) -> str:
     words = text[start + len("DB::Exception:") :].strip() if start >= 0 else text
     if "Multi-statements are not allowed" in words:
         return "one statement at a time: the query holds more than one (a `;` between statements)"
+    missing = re.search(r"Substitution `(\w+)` is not set", words)
+    if missing:
+        name = missing.group(1)
+        return f"the query uses {{{name}:Type}} but no value was given (--param {name}=...)"
     return f"{what}: {words.splitlines()[0] if words else type(exc).__name__}"
