@@ -118,6 +118,10 @@ def attacks(outfile: Path, port: int, db: str) -> list[tuple[str, str]]:
         ("WITH e AS (SELECT * FROM file('/proc/self/environ', 'RawBLOB')) SELECT * FROM e", "file()"),
         ("SELECT * FROM view(SELECT * FROM file('/proc/self/environ', 'RawBLOB'))", "file()"),
         ("DESCRIBE file('/etc/passwd', 'LineAsString')", "file()"),
+        ("SELECT * FROM numbers(1) AS n, file('/etc/passwd', 'LineAsString') AS f", "file()"),
+        ("SELECT arrayMap(p -> file(p), ['/proc/self/environ'])", "file()"),
+        ("SELECT * FROM viewExplain('EXPLAIN', '', (SELECT * FROM file('/etc/passwd')))", "viewExplain()"),
+        (f"EXPLAIN SYNTAX SELECT 1 INTO OUTFILE '{out}'", "INTO OUTFILE"),
         ("EXPLAIN SELECT * FROM file('/etc/passwd', 'LineAsString')", "file()"),
         (f"SELECT * FROM url('http://{here}/x', CSV, 'a String')", "url()"),
         (f"SELECT 1 WHERE 1 IN (SELECT * FROM url('http://{here}/in', CSV, 'a UInt8'))", "url()"),
@@ -210,6 +214,20 @@ def test_sql_file_and_saved_queries_pass_the_same_guard(
     code, out, _ = cli(clickhouse_dsn, db, "--saved", "latest", "--format", "csv", capsysbinary=capsysbinary)
     assert code == 0
     assert out.splitlines()[1].startswith('"AAPL"')
+    # a parameter is a value, never SQL: an Identifier parameter cannot become a table function
+    code, out, err = cli(
+        clickhouse_dsn,
+        db,
+        "SELECT * FROM {t:Identifier}",
+        "--param",
+        "t=file('/proc/self/environ', 'RawBLOB')",
+        "--format",
+        "csv",
+        capsysbinary=capsysbinary,
+    )
+    assert code == 1
+    assert "UNKNOWN_TABLE" in err or "refused" in err, err
+    assert FAKE_KEY not in out
 
 
 def test_limits_hold_and_the_caller_cannot_raise_them(
