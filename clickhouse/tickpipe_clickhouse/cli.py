@@ -40,7 +40,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="output format (default: table on a terminal, csv otherwise)",
     )
     query.add_argument("-o", "--output", help="write to this file instead of stdout")
-    query.add_argument("--allow-writes", action="store_true", help="lift readonly (direct connections only)")
+    query.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="operators: skip the read-only guard and readonly=1 (direct connections only)",
+    )
     add_settings_flags(query, ClickHouseSettings)
     query.set_defaults(func=_query)
 
