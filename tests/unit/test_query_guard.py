@@ -249,3 +249,20 @@ def test_an_endpoint_that_does_not_answer_is_a_clear_error() -> None:
     assert not client.alive()
     with pytest.raises(QueryFailed, match="did not answer"):
         client.raw_query("SELECT 1")
+
+
+def test_the_endpoint_bounds_its_connection_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tickpipe_clickhouse.query import endpoint as endpoint_module
+
+    monkeypatch.setattr(endpoint_module, "MAX_CONNECTIONS", 3)
+    endpoint = QueryEndpoint([NeverAsked()], tmp_path, "tp").start()
+    port = int(endpoint.url.rsplit(":", 1)[1])
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+    try:
+        extra = socket.create_connection(("127.0.0.1", port), timeout=10)
+        assert extra.recv(1) == b"", "a connection over the bound is closed at once"
+        extra.close()
+    finally:
+        for conn in idle:
+            conn.close()
+        endpoint.stop()
