@@ -570,3 +570,43 @@ def test_the_reader_role_statements_parse_and_chdb_records_them(clickhouse: Any,
             "SELECT formatQuery({q:String})", parameters={"q": statement}
         ).result_rows
         assert canonical[0][0], statement
+
+
+def test_random_fragment_soups_never_escape(
+    clickhouse: Any, clickhouse_dsn: str, db: str, tmp_path: Path, listener: Listener
+) -> None:
+    """A seeded fuzz: statements glued from keywords, attack pieces, quotes, comments and
+    semicolons. Whatever the guard lets through and ClickHouse runs must leave no trace."""
+    import random
+
+    outfile = tmp_path / "fuzz-wrote-this.txt"
+    here = f"127.0.0.1:{listener.port}"
+    pieces = [
+        "SELECT", "1", "*", "FROM", "WITH", "x", "AS", ",", "(", ")", ";", "\n", "--", "/*", "*/", "'", "`",
+        '"', "#", "$$", "\\", "UNION ALL", "IN", "WHERE", "JOIN", "USING", "dummy", "system.one",
+        "numbers(2)", "view(", "SELECT 1", f"file('{outfile}')", "file('/proc/self/environ', 'RawBLOB')",
+        f"url('http://{here}/f', CSV, 'a String')", f"remote('{here}', system.one)",
+        f"INTO OUTFILE '{outfile}'", "FORMAT CSV", "SETTINGS max_threads = 1", "KILL QUERY WHERE 1",
+        f"INSERT INTO {db}.trades (symbol) VALUES ('FUZZ')", "SET readonly = 0", "EXPLAIN", "DESCRIBE",
+    ]  # fmt: skip
+    rng = random.Random(14)
+    client = GuardedClient(open_reader(clickhouse_dsn, db, QueryLimits(max_execution_seconds=5)))
+    ran = refused = 0
+    try:
+        for _ in range(400):
+            sql = " ".join(rng.choice(pieces) for _ in range(rng.randint(1, 9)))
+            try:
+                answer = client.raw_query(sql, fmt="TSV").decode(errors="replace")
+                ran += 1
+            except guard.QueryRefused:
+                refused += 1
+                answer = ""
+            except Exception as exc:  # ClickHouse refused it (unknown table, bad arguments...)
+                answer = str(exc)
+            assert_no_trace(outfile, listener, answer)
+    finally:
+        client.close()
+    assert refused > 100  # the soup does reach the guard's refusals
+    assert ran > 0  # and some of it is legitimate and runs
+    assert clickhouse.query(f"SELECT count() FROM {db}.trades WHERE symbol = 'FUZZ'").result_rows == [(0,)]
+    print(f"fuzz: {ran} ran, {refused} refused by the guard, the rest refused by ClickHouse")
