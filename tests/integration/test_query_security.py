@@ -158,8 +158,9 @@ def attacks(outfile: Path, port: int, db: str) -> list[tuple[str, str]]:
 def assert_no_trace(outfile: Path, listener: Listener, answer: str) -> None:
     assert not outfile.exists(), f"{outfile} was written"
     assert listener.accepted == 0, f"the listener on 127.0.0.1:{listener.port} got a connection"
-    assert FAKE_KEY not in answer
-    assert "root:x:0:0" not in answer
+    assert FAKE_KEY not in answer  # the sink's environment
+    assert f"PATH={os.environ.get('PATH', '')}" not in answer  # this process's (/proc/self/environ)
+    assert "root:x:0:0" not in answer  # /etc/passwd
 
 
 # --- direct: tickpipe query on chDB ------------------------------------------------------------
