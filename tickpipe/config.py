@@ -150,7 +150,8 @@ def describe_validation_error(cls: type[BaseSettings], exc: ValidationError) -> 
         field = str(error["loc"][0]) if error["loc"] else "?"
         variable = field.upper()
         message = error["msg"]
-        secret = _is_secret_field(cls, field)
+        # A model-level validator's input is the whole settings dict, secrets included: never shown.
+        secret = not error["loc"] or _is_secret_field(cls, field)
         if not secret and "input" in error and error["type"] != "missing":
             message = f"{message} (got {error['input']!r})"
         lines.append(f"  {variable}: {message}")

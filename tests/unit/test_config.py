@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from tickpipe.config import (
     BaseServiceSettings,
@@ -56,6 +56,24 @@ def test_secret_value_never_appears_in_errors_or_effective_config(monkeypatch: p
     assert "sk-very-secret" not in shown
     assert "kafka-pass-123" not in shown
     assert "'polygon_api_key': '***'" in shown
+
+
+class CheckedSettings(DemoSettings):
+    @model_validator(mode="after")
+    def _secure_needs_a_key(self) -> CheckedSettings:
+        if self.polygon_secure and self.batch_rows == 13:
+            raise ValueError("batch_rows 13 is unlucky")
+        return self
+
+
+def test_a_model_level_error_never_shows_the_settings_it_saw(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model validator's input is every setting at once, secrets included."""
+    monkeypatch.setenv("POLYGON_API_KEY", "sk-very-secret")
+    monkeypatch.setenv("BATCH_ROWS", "13")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(CheckedSettings)
+    assert "unlucky" in str(caught.value)
+    assert "sk-very-secret" not in str(caught.value)
 
 
 def test_kafka_passthrough_maps_to_librdkafka_names() -> None:
