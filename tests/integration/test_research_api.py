@@ -23,7 +23,7 @@ from tests.research_data import (
     session_events,
 )
 from tickpipe_clickhouse.connect import connect
-from tickpipe_clickhouse.query.client import READ_ONLY, EndpointClient, QueryFailed
+from tickpipe_clickhouse.query.client import READ_ONLY, EndpointClient, QueryFailed, run_saved
 from tickpipe_clickhouse.query.endpoint import QueryEndpoint
 from tickpipe_research import NaiveTimeError, Research
 
@@ -213,3 +213,35 @@ def test_module_functions_use_the_environment(
         assert math.isclose(bars["close"].iloc[-1], expected_minute_bars(EVENTS, "AAPL")[-1][4])
     finally:
         tr.close()
+
+
+def test_saved_query_agrees_with_the_api(clickhouse_dsn: str, db: str, research: Research) -> None:
+    reader = connect(clickhouse_dsn, db, settings=dict(READ_ONLY))
+    try:
+        saved = run_saved(
+            reader,
+            "trades_with_quotes",
+            {
+                "symbol": "MSFT",
+                "from": "2026-12-01 14:29:00",
+                "to": "2026-12-01 14:40:00",
+                "max_staleness_ms": "300",
+            },
+        )
+    finally:
+        reader.close()
+    api = research.trades_with_quotes(
+        "MSFT", START - dt.timedelta(minutes=1), END, 0.3, as_="arrow"
+    ).to_pylist()
+    names = saved.column_names
+    rows = [dict(zip(names, row, strict=True)) for row in saved.result_rows]
+    assert len(rows) == len(api) > 100
+    for mine, theirs in zip(rows, api, strict=True):
+        assert mine["timestamp"].replace(tzinfo=dt.UTC) == theirs["timestamp"]
+        assert (mine["bid"], mine["ask"], mine["location"]) == (
+            theirs["bid"],
+            theirs["ask"],
+            theirs["location"],
+        )
+        if theirs["position"] is not None:
+            assert mine["position"] == pytest.approx(theirs["position"], abs=1e-4)
