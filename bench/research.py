@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -84,18 +85,28 @@ FROM numbers({TRADES})
 """
 
 
+def process_cpu_s() -> float:
+    """CPU seconds of this process, every thread (chDB runs in-process: the engine's work included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(call: Callable[[], Any], runs: int) -> dict[str, float]:
+    """Wall and CPU milliseconds of `runs` calls after a warm-up (CPU: less sensitive to a shared machine)."""
     call()  # warm: the first touch of the parts
-    samples = []
+    walls, cpus = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), process_cpu_s()
         call()
-        samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
+        walls.append((time.perf_counter() - started) * 1000)
+        cpus.append((process_cpu_s() - cpu) * 1000)
+    walls.sort()
     return {
-        "median_ms": round(statistics.median(samples), 2),
-        "p95_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.95))], 2),
-        "min_ms": round(samples[0], 2),
+        "median_ms": round(statistics.median(walls), 2),
+        "p95_ms": round(walls[min(len(walls) - 1, int(len(walls) * 0.95))], 2),
+        "min_ms": round(walls[0], 2),
+        "cpu_median_ms": round(statistics.median(cpus), 2),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -199,7 +210,10 @@ def bench_export(folder: Path, client: Any) -> dict[str, Any]:
         )
         out: dict[str, Any] = {"endpoint": "AWS_ENDPOINT_URL" if server is None else "moto (started)"}
         for attempt in ("first", "again"):  # `again` replaces the day: delete, write, manifest
+            cpu = process_cpu_s()
             done = run_export(settings, [SESSION.date()], client=client, s3=s3)
+            out[f"{attempt}_cpu_s"] = round(process_cpu_s() - cpu, 2)
+            out[f"{attempt}_load_1m"] = round(os.getloadavg()[0], 2)
             out[attempt] = {
                 d.dataset: {
                     "rows": d.rows,
@@ -235,7 +249,8 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     summary = (
         f"bars() 1 symbol x 1 year of minute bars ({bars['rows']} bars): "
         f"pandas {bars['pandas']['median_ms']} ms, "
-        f"polars {bars['polars']['median_ms']} ms, arrow {bars['arrow']['median_ms']} ms (median); "
+        f"polars {bars['polars']['median_ms']} ms, arrow {bars['arrow']['median_ms']} ms (median; "
+        f"CPU {bars['arrow']['cpu_median_ms']} ms, load {bars['arrow']['load_1m']}); "
         f"as-of join {asof['trades']} trades x 3M quotes: {asof['arrow']['median_ms']:.0f} ms to Arrow, "
         f"{asof['pandas']['median_ms']:.0f} ms to pandas, {asof['in_clickhouse_count']['median_ms']:.0f} ms "
         f"counted in ClickHouse; export {rows} rows to moto S3: write {rows / write_s / 1e6:.2f}M rows/s, "

@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             print("no data yet: run `make demo` first")
             return 1
         symbols = args.symbols.split(",") if args.symbols else latest["symbol"].to_list()
-        end = latest["updated"].max() + dt.timedelta(milliseconds=1)
+        newest: dt.datetime = latest["updated"].max()  # type: ignore[assignment]  # a Datetime column
+        end = newest + dt.timedelta(milliseconds=1)
         start = end - dt.timedelta(hours=args.hours)
         joined = research.trades_with_quotes(symbols, start, end, args.staleness, as_="polars")
     if joined.is_empty():

@@ -14,17 +14,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from tickpipe_research.frames import FrameKind
-from tickpipe_research.session import Interval, Research
+from tickpipe_research.session import Interval, Research, Symbols
 from tickpipe_research.times import DurationLike, NaiveTimeError, TimeLike
+
+if TYPE_CHECKING:
+    import pandas
+    import polars
+    import pyarrow
 
 __all__ = [
     "FrameKind",
     "Interval",
     "NaiveTimeError",
     "Research",
+    "Symbols",
     "bars",
     "close",
     "default",
@@ -56,8 +62,29 @@ def close() -> None:
             _default = None
 
 
+@overload
 def bars(
-    symbols: str | Iterable[str],
+    symbols: Symbols,
+    start: TimeLike,
+    end: TimeLike,
+    interval: Interval = ...,
+    *,
+    as_: Literal["pandas"] = ...,
+) -> pandas.DataFrame: ...
+@overload
+def bars(
+    symbols: Symbols, start: TimeLike, end: TimeLike, interval: Interval = ..., *, as_: Literal["polars"]
+) -> polars.DataFrame: ...
+@overload
+def bars(
+    symbols: Symbols, start: TimeLike, end: TimeLike, interval: Interval = ..., *, as_: Literal["arrow"]
+) -> pyarrow.Table: ...
+@overload
+def bars(
+    symbols: Symbols, start: TimeLike, end: TimeLike, interval: Interval = ..., *, as_: FrameKind
+) -> Any: ...
+def bars(
+    symbols: Symbols,
     start: TimeLike,
     end: TimeLike,
     interval: Interval = "1m",
@@ -68,8 +95,24 @@ def bars(
     return default().bars(symbols, start, end, interval, as_=as_)
 
 
+@overload
 def trades(
-    symbols: str | Iterable[str],
+    symbols: Symbols, start: TimeLike, end: TimeLike, *, limit: int | None = ..., as_: Literal["pandas"] = ...
+) -> pandas.DataFrame: ...
+@overload
+def trades(
+    symbols: Symbols, start: TimeLike, end: TimeLike, *, limit: int | None = ..., as_: Literal["polars"]
+) -> polars.DataFrame: ...
+@overload
+def trades(
+    symbols: Symbols, start: TimeLike, end: TimeLike, *, limit: int | None = ..., as_: Literal["arrow"]
+) -> pyarrow.Table: ...
+@overload
+def trades(
+    symbols: Symbols, start: TimeLike, end: TimeLike, *, limit: int | None = ..., as_: FrameKind
+) -> Any: ...
+def trades(
+    symbols: Symbols,
     start: TimeLike,
     end: TimeLike,
     *,
@@ -80,8 +123,24 @@ def trades(
     return default().trades(symbols, start, end, limit=limit, as_=as_)
 
 
+@overload
 def quotes(
-    symbols: str | Iterable[str],
+    symbols: Symbols, start: TimeLike, end: TimeLike, *, limit: int | None = ..., as_: Literal["pandas"] = ...
+) -> pandas.DataFrame: ...
+@overload
+def quotes(
+    symbols: Symbols, start: TimeLike, end: TimeLike, *, limit: int | None = ..., as_: Literal["polars"]
+) -> polars.DataFrame: ...
+@overload
+def quotes(
+    symbols: Symbols, start: TimeLike, end: TimeLike, *, limit: int | None = ..., as_: Literal["arrow"]
+) -> pyarrow.Table: ...
+@overload
+def quotes(
+    symbols: Symbols, start: TimeLike, end: TimeLike, *, limit: int | None = ..., as_: FrameKind
+) -> Any: ...
+def quotes(
+    symbols: Symbols,
     start: TimeLike,
     end: TimeLike,
     *,
@@ -92,13 +151,52 @@ def quotes(
     return default().quotes(symbols, start, end, limit=limit, as_=as_)
 
 
-def latest(symbols: str | Iterable[str] | None = None, *, as_: FrameKind = "pandas") -> Any:
+@overload
+def latest(symbols: Symbols | None = ..., *, as_: Literal["pandas"] = ...) -> pandas.DataFrame: ...
+@overload
+def latest(symbols: Symbols | None = ..., *, as_: Literal["polars"]) -> polars.DataFrame: ...
+@overload
+def latest(symbols: Symbols | None = ..., *, as_: Literal["arrow"]) -> pyarrow.Table: ...
+@overload
+def latest(symbols: Symbols | None = ..., *, as_: FrameKind) -> Any: ...
+def latest(symbols: Symbols | None = None, *, as_: FrameKind = "pandas") -> Any:
     """The newest price, bid and ask per symbol; see `Research.latest`."""
     return default().latest(symbols, as_=as_)
 
 
+@overload
 def trades_with_quotes(
-    symbols: str | Iterable[str],
+    symbols: Symbols,
+    start: TimeLike,
+    end: TimeLike,
+    max_staleness: DurationLike = ...,
+    *,
+    as_: Literal["pandas"] = ...,
+) -> pandas.DataFrame: ...
+@overload
+def trades_with_quotes(
+    symbols: Symbols,
+    start: TimeLike,
+    end: TimeLike,
+    max_staleness: DurationLike = ...,
+    *,
+    as_: Literal["polars"],
+) -> polars.DataFrame: ...
+@overload
+def trades_with_quotes(
+    symbols: Symbols,
+    start: TimeLike,
+    end: TimeLike,
+    max_staleness: DurationLike = ...,
+    *,
+    as_: Literal["arrow"],
+) -> pyarrow.Table: ...
+@overload
+def trades_with_quotes(
+    symbols: Symbols, start: TimeLike, end: TimeLike, max_staleness: DurationLike = ..., *, as_: FrameKind
+) -> Any: ...
+def trades_with_quotes(
+    symbols: Symbols,
     start: TimeLike,
     end: TimeLike,
     max_staleness: DurationLike = 1.0,

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import pyarrow
 
 Interval = Literal["1m", "5m", "1h", "1d"]
+Symbols = str | Iterable[str]  # "AAPL" or ["AAPL", "MSFT"]
 ARROW_FORMAT = "ArrowStream"
 
 
@@ -77,6 +78,8 @@ class Research:
     def query(
         self, text: str, params: Mapping[str, Any] | None = None, *, as_: Literal["arrow"]
     ) -> pyarrow.Table: ...
+    @overload
+    def query(self, text: str, params: Mapping[str, Any] | None = None, *, as_: FrameKind) -> Any: ...
     def query(self, text: str, params: Mapping[str, Any] | None = None, *, as_: FrameKind = "pandas") -> Any:
         """Ad hoc read-only SQL; values as `{name:Type}` placeholders bound from `params`."""
         return convert(self.arrow(text, params), as_)
@@ -90,9 +93,43 @@ class Research:
         data = run_raw(self.client, text, cast("Mapping[str, str]", dict(params or {})), ARROW_FORMAT)
         return arrow_table(data)
 
+    @overload
     def bars(
         self,
-        symbols: str | Iterable[str],
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        interval: Interval = ...,
+        *,
+        as_: Literal["pandas"] = ...,
+    ) -> pandas.DataFrame: ...
+    @overload
+    def bars(
+        self,
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        interval: Interval = ...,
+        *,
+        as_: Literal["polars"],
+    ) -> polars.DataFrame: ...
+    @overload
+    def bars(
+        self,
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        interval: Interval = ...,
+        *,
+        as_: Literal["arrow"],
+    ) -> pyarrow.Table: ...
+    @overload
+    def bars(
+        self, symbols: Symbols, start: TimeLike, end: TimeLike, interval: Interval = ..., *, as_: FrameKind
+    ) -> Any: ...
+    def bars(
+        self,
+        symbols: Symbols,
         start: TimeLike,
         end: TimeLike,
         interval: Interval = "1m",
@@ -105,9 +142,43 @@ class Research:
         params = {"symbols": symbol_list(symbols), "start": first, "end": last}
         return convert(self.arrow(sql.bars_sql(interval), params), as_)
 
+    @overload
     def trades(
         self,
-        symbols: str | Iterable[str],
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        *,
+        limit: int | None = ...,
+        as_: Literal["pandas"] = ...,
+    ) -> pandas.DataFrame: ...
+    @overload
+    def trades(
+        self,
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        *,
+        limit: int | None = ...,
+        as_: Literal["polars"],
+    ) -> polars.DataFrame: ...
+    @overload
+    def trades(
+        self,
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        *,
+        limit: int | None = ...,
+        as_: Literal["arrow"],
+    ) -> pyarrow.Table: ...
+    @overload
+    def trades(
+        self, symbols: Symbols, start: TimeLike, end: TimeLike, *, limit: int | None = ..., as_: FrameKind
+    ) -> Any: ...
+    def trades(
+        self,
+        symbols: Symbols,
         start: TimeLike,
         end: TimeLike,
         *,
@@ -118,9 +189,43 @@ class Research:
         conditions, sequence, received; in time order per symbol; at most `limit` rows if given."""
         return convert(self._ticks("trades", symbols, start, end, limit), as_)
 
+    @overload
     def quotes(
         self,
-        symbols: str | Iterable[str],
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        *,
+        limit: int | None = ...,
+        as_: Literal["pandas"] = ...,
+    ) -> pandas.DataFrame: ...
+    @overload
+    def quotes(
+        self,
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        *,
+        limit: int | None = ...,
+        as_: Literal["polars"],
+    ) -> polars.DataFrame: ...
+    @overload
+    def quotes(
+        self,
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        *,
+        limit: int | None = ...,
+        as_: Literal["arrow"],
+    ) -> pyarrow.Table: ...
+    @overload
+    def quotes(
+        self, symbols: Symbols, start: TimeLike, end: TimeLike, *, limit: int | None = ..., as_: FrameKind
+    ) -> Any: ...
+    def quotes(
+        self,
+        symbols: Symbols,
         start: TimeLike,
         end: TimeLike,
         *,
@@ -131,7 +236,15 @@ class Research:
         bid_exchange, ask_price, ask_size, ask_exchange, conditions, tape, sequence, received."""
         return convert(self._ticks("quotes", symbols, start, end, limit), as_)
 
-    def latest(self, symbols: str | Iterable[str] | None = None, *, as_: FrameKind = "pandas") -> Any:
+    @overload
+    def latest(self, symbols: Symbols | None = ..., *, as_: Literal["pandas"] = ...) -> pandas.DataFrame: ...
+    @overload
+    def latest(self, symbols: Symbols | None = ..., *, as_: Literal["polars"]) -> polars.DataFrame: ...
+    @overload
+    def latest(self, symbols: Symbols | None = ..., *, as_: Literal["arrow"]) -> pyarrow.Table: ...
+    @overload
+    def latest(self, symbols: Symbols | None = ..., *, as_: FrameKind) -> Any: ...
+    def latest(self, symbols: Symbols | None = None, *, as_: FrameKind = "pandas") -> Any:
         """The newest price, bid and ask per symbol and when it was seen (`updated`, UTC); every
         symbol when `symbols` is None."""
         if symbols is None:
@@ -139,9 +252,49 @@ class Research:
         params = {"symbols": symbol_list(symbols)}
         return convert(self.arrow(sql.latest_sql(every_symbol=False), params), as_)
 
+    @overload
     def trades_with_quotes(
         self,
-        symbols: str | Iterable[str],
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        max_staleness: DurationLike = ...,
+        *,
+        as_: Literal["pandas"] = ...,
+    ) -> pandas.DataFrame: ...
+    @overload
+    def trades_with_quotes(
+        self,
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        max_staleness: DurationLike = ...,
+        *,
+        as_: Literal["polars"],
+    ) -> polars.DataFrame: ...
+    @overload
+    def trades_with_quotes(
+        self,
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        max_staleness: DurationLike = ...,
+        *,
+        as_: Literal["arrow"],
+    ) -> pyarrow.Table: ...
+    @overload
+    def trades_with_quotes(
+        self,
+        symbols: Symbols,
+        start: TimeLike,
+        end: TimeLike,
+        max_staleness: DurationLike = ...,
+        *,
+        as_: FrameKind,
+    ) -> Any: ...
+    def trades_with_quotes(
+        self,
+        symbols: Symbols,
         start: TimeLike,
         end: TimeLike,
         max_staleness: DurationLike = 1.0,
@@ -167,7 +320,7 @@ class Research:
         return convert(self.arrow(sql.trades_with_quotes_sql(), params), as_)
 
     def _ticks(
-        self, table: str, symbols: str | Iterable[str], start: TimeLike, end: TimeLike, limit: int | None
+        self, table: str, symbols: Symbols, start: TimeLike, end: TimeLike, limit: int | None
     ) -> pyarrow.Table:
         first, last = window(start, end)
         params: dict[str, Any] = {"symbols": symbol_list(symbols), "start": first, "end": last}
@@ -178,7 +331,7 @@ class Research:
         return self.arrow(sql.ticks_sql(table, limited=limit is not None), params)
 
 
-def symbol_list(symbols: str | Iterable[str]) -> list[str]:
+def symbol_list(symbols: Symbols) -> list[str]:
     """ "AAPL" or ["AAPL", "MSFT"] as a non-empty list of distinct symbols, in the order given."""
     given = [symbols] if isinstance(symbols, str) else list(symbols)
     cleaned = list(dict.fromkeys(str(s).strip() for s in given if str(s).strip()))

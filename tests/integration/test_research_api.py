@@ -166,7 +166,7 @@ def test_times_must_carry_a_zone(research: Research) -> None:
     with pytest.raises(ValueError, match="must be after start"):
         research.trades("AAPL", END, START)
     with pytest.raises(ValueError, match="interval must be one of"):
-        research.bars("AAPL", START, END, "2m")  # type: ignore[arg-type]
+        research.bars("AAPL", START, END, "2m")  # type: ignore[call-overload]
 
 
 def test_symbols_are_bound_never_pasted(research: Research) -> None:
