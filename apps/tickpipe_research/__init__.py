@@ -13,7 +13,6 @@ opens another. Times in are timezone-aware (or dates, meaning UTC midnight); tim
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from tickpipe_research.frames import FrameKind
