@@ -21,7 +21,7 @@ from tests.conftest import S3Handle
 from tests.research_data import START_MS, load_session, session_events
 from tickpipe.config import load_settings
 from tickpipe_cli.cli import main
-from tickpipe_research.export.command import run_export
+from tickpipe_research.export.command import ExportError, run_export
 from tickpipe_research.export.datasets import DATASETS
 from tickpipe_research.export.settings import ExportSettings
 from tickpipe_research.frames import arrow_table
@@ -204,3 +204,32 @@ def test_reexport_replaces_the_day_exactly(
     manifest = json.loads(client.get_object(Bucket=bucket, Key=keys[1])["Body"].read())
     assert manifest["rows"] == aapl < first[0].rows
     assert [f["symbol"] for f in manifest["files"]] == ["AAPL"]
+
+
+def test_a_failed_export_says_why_without_the_secret(
+    clickhouse: Any, clickhouse_dsn: str, db: str, s3: S3Handle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-do-not-print")
+    settings = settings_for(clickhouse_dsn, db, s3, "tp-no-such-bucket")
+    with pytest.raises(ExportError) as failed:
+        run_export(settings, [DAY], client=clickhouse, s3=s3.client())
+    assert "NoSuchBucket" in str(failed.value) or "does not exist" in str(failed.value)
+    assert "s3cr3t-do-not-print" not in str(failed.value)
+
+
+def test_clickhouse_failing_to_reach_s3_is_reported_without_the_secret(
+    clickhouse: Any, clickhouse_dsn: str, db: str, s3: S3Handle, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tickpipe.process import free_port
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-do-not-print")
+    closed = f"http://127.0.0.1:{free_port()}"
+    settings = settings_for(clickhouse_dsn, db, s3, bucket).model_copy(
+        update={"export_clickhouse_s3_endpoint": closed, "export_datasets": "bars_1m"}
+    )
+    with pytest.raises(ExportError) as failed:
+        run_export(settings, [DAY], client=clickhouse, s3=s3.client())
+    assert "Connection refused" in str(failed.value)
+    assert "s3cr3t-do-not-print" not in str(failed.value)
+    listed = s3.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert not [o for o in listed if o["Key"].endswith("_manifest.json")], "no manifest for a failed day"

@@ -76,6 +76,19 @@ def run_export(
             for day in days
             for dataset in settings.datasets()
         ]
+    except Exception as exc:
+        if not type(exc).__module__.startswith(("botocore", "boto3", "clickhouse_connect")):
+            raise
+        # S3's or ClickHouse's own words, without the credentials ClickHouse was given
+        raise ExportError(scrub(f"{type(exc).__name__}: {exc}", access)) from None
     finally:
         if own:
             client.close()
+
+
+def scrub(text: str, access: S3Access) -> str:
+    """`text` without the S3 secret key or session token (a driver may echo its arguments)."""
+    for secret in (access.secret_key, access.session_token):
+        if secret:
+            text = text.replace(secret, "***")
+    return text

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 # ClickHouse settings of the export's own queries (never the query path's).
 EXPORT_SETTINGS: dict[str, Any] = {
     "s3_truncate_on_insert": 1,  # a file left by a crashed run is replaced, not appended to
+    "s3_retry_attempts": 5,  # transient errors are retried; an unreachable S3 fails in seconds, not minutes
     "output_format_parquet_compression_method": "zstd",
     "output_format_parquet_row_group_size": 1_000_000,
     "output_format_parquet_string_as_string": 1,
@@ -149,6 +150,7 @@ def file_rows(client: Any, access: S3Access, glob: str) -> dict[str, int]:
     result = client.query(
         f"SELECT _path, count() FROM {function} GROUP BY _path",  # noqa: S608 (bound parameters only)
         parameters={**params, "glob": glob},
+        settings={"s3_retry_attempts": EXPORT_SETTINGS["s3_retry_attempts"]},
     )
     # _path is bucket/key
     return {str(path).split("/", 1)[1]: int(rows) for path, rows in result.result_rows}
