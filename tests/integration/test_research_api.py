@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -245,3 +246,23 @@ def test_saved_query_agrees_with_the_api(clickhouse_dsn: str, db: str, research:
         )
         if theirs["position"] is not None:
             assert mine["position"] == pytest.approx(theirs["position"], abs=1e-4)
+
+
+def test_connect_finds_a_live_sinks_endpoint_in_the_folder(
+    clickhouse_dsn: str, db: str, tmp_path: Path
+) -> None:
+    """Research.connect on a chDB folder a live sink advertises goes to that sink, not the folder."""
+    reader = connect(clickhouse_dsn, db, settings=dict(READ_ONLY))
+    endpoint = QueryEndpoint(reader, tmp_path, db).start()
+    discovery = tmp_path / "tickpipe-query.json"
+    info = json.loads(discovery.read_text())
+    # the sink is another process in production; here it runs in this one, so say it is our parent
+    discovery.write_text(json.dumps({**info, "pid": os.getppid()}))
+    try:
+        with Research.connect(f"chdb://{tmp_path}", db) as via_sink:
+            assert isinstance(via_sink.client, EndpointClient)
+            bars = via_sink.bars("MSFT", START, END, as_="arrow")
+            assert bars.column("close").to_pylist() == [b[4] for b in expected_minute_bars(EVENTS, "MSFT")]
+    finally:
+        endpoint.stop()
+        reader.close()
