@@ -108,3 +108,31 @@ def test_export_will_not_take_the_folder_from_a_live_sink(tmp_path: Path) -> Non
         open_direct(settings)
     with pytest.raises(ValueError, match="datasets are"):
         ExportSettings(export_datasets="trades,ticks")
+
+
+class FakeSchemaClient:
+    """SHOW CREATE TABLE answers and the statements run (the TTL logic needs nothing else)."""
+
+    def __init__(self, ttl: str) -> None:
+        self.ttl = ttl
+        self.ran: list[str] = []
+
+    def command(self, sql: str) -> str:
+        if sql.startswith("SHOW CREATE TABLE"):
+            return (
+                f"CREATE TABLE t (timestamp DateTime64(3)) ENGINE = MergeTree ORDER BY timestamp {self.ttl}"
+            )
+        self.ran.append(sql)
+        return ""
+
+
+def test_raw_ttl_leaves_an_operators_tiering_ttl_alone() -> None:
+    from tickpipe_clickhouse.schema.migrations import apply_raw_ttl
+
+    tiering = FakeSchemaClient("TTL toDateTime(timestamp) + toIntervalDay(7) TO VOLUME 'cold'")
+    apply_raw_ttl(tiering, "tp", 0)
+    apply_raw_ttl(tiering, "tp", 30)
+    assert tiering.ran == []
+    plain = FakeSchemaClient("TTL toDateTime(timestamp) + toIntervalDay(7)")
+    apply_raw_ttl(plain, "tp", 0)
+    assert plain.ran == [f"ALTER TABLE `tp`.{t} REMOVE TTL" for t in ("aggregates", "trades", "quotes")]
