@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import math
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ END = START + dt.timedelta(minutes=10)
 
 @pytest.fixture(scope="module")
 def db(clickhouse: Any) -> Iterator[str]:
-    name = "tp_research_api"
+    name = f"tp_research_api_{uuid.uuid4().hex[:8]}"
     clickhouse.command(f"DROP DATABASE IF EXISTS {name}")
     load_session(clickhouse, name, EVENTS)
     yield name

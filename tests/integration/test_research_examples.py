@@ -4,6 +4,7 @@ fixture database, and print figures computed independently from the fixture's ev
 from __future__ import annotations
 
 import runpy
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ EVENTS = session_events()
 
 @pytest.fixture(scope="module")
 def db(clickhouse: Any) -> Iterator[str]:
-    name = "tp_research_examples"
+    name = f"tp_research_examples_{uuid.uuid4().hex[:8]}"
     clickhouse.command(f"DROP DATABASE IF EXISTS {name}")
     load_session(clickhouse, name, EVENTS)
     yield name

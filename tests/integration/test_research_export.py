@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def edge_trades() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def db(clickhouse: Any) -> Iterator[str]:
-    name = "tp_research_export"
+    name = f"tp_research_export_{uuid.uuid4().hex[:8]}"
     clickhouse.command(f"DROP DATABASE IF EXISTS {name}")
     load_session(clickhouse, name, [*session_events(), *edge_trades()])
     yield name
@@ -162,7 +163,7 @@ def test_reexport_replaces_the_day_exactly(
         Bucket=bucket, Key="cold/trades/date=2026-12-01/symbol=GONE/part.parquet", Body=b"stale"
     )
     client.put_object(Bucket=bucket, Key="cold/trades/date=2026-11-30/keep.txt", Body=b"another day")
-    scratch = "tp_research_export_scratch"
+    scratch = f"tp_research_scratch_{uuid.uuid4().hex[:8]}"
     clickhouse.command(f"DROP DATABASE IF EXISTS {scratch}")
     load_session(clickhouse, scratch, session_events())
     try:
@@ -210,7 +211,7 @@ def test_a_failed_export_says_why_without_the_secret(
     clickhouse: Any, clickhouse_dsn: str, db: str, s3: S3Handle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-do-not-print")
-    settings = settings_for(clickhouse_dsn, db, s3, "tp-no-such-bucket")
+    settings = settings_for(clickhouse_dsn, db, s3, f"tp-missing-{uuid.uuid4().hex[:8]}")
     with pytest.raises(ExportError) as failed:
         run_export(settings, [DAY], client=clickhouse, s3=s3.client())
     assert "NoSuchBucket" in str(failed.value) or "does not exist" in str(failed.value)

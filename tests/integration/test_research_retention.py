@@ -5,6 +5,7 @@ missing, as chDB has the default storage policy alone), and the XML names what t
 from __future__ import annotations
 
 import re
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ def blocks(kind: str) -> list[str]:
 
 @pytest.fixture
 def db(clickhouse: Any) -> Iterator[str]:
-    name = "tp_research_retention"
+    name = f"tp_research_retention_{uuid.uuid4().hex[:8]}"
     clickhouse.command(f"DROP DATABASE IF EXISTS {name}")
     migrate(clickhouse, name)
     yield name
