@@ -30,7 +30,8 @@ from typing import Any
 
 from tickpipe.config import load_settings
 from tickpipe_clickhouse.connect import connect
-from tickpipe_clickhouse.query.client import READ_ONLY
+from tickpipe_clickhouse.query.client import open_query_client
+from tickpipe_clickhouse.query.limits import QueryLimits
 from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_local.s3_server import LOCAL_AWS_ENV, MotoS3Server
 from tickpipe_research import Research
@@ -237,7 +238,8 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     folder = Path(params.get("folder") or tempfile.mkdtemp(prefix="tickpipe-bench-research-"))
     writer = connect(f"chdb://{folder}")
     result: dict[str, Any] = {"scenario": "research", "folder": str(folder), **generate(writer)}
-    reader = connect(f"chdb://{folder}", DB, settings=dict(READ_ONLY))
+    # the query path `tickpipe query` uses, with room for the join's million rows
+    reader = open_query_client(f"chdb://{folder}", DB, limits=QueryLimits(max_result_bytes=2 << 30))
     research = Research(reader)
     result["bars_1y_1m"] = bench_bars(research, runs)
     result["asof_1m_trades_3m_quotes"] = bench_asof(research, max(3, runs // 4))

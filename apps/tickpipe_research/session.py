@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import polars
     import pyarrow
 
+    from tickpipe_clickhouse.settings import ClickHouseSettings
+
 Interval = Literal["1m", "5m", "1h", "1d"]
 Symbols = str | Iterable[str]  # "AAPL" or ["AAPL", "MSFT"]
 ARROW_FORMAT = "ArrowStream"
@@ -46,11 +48,17 @@ class Research:
     @classmethod
     def connect(cls, dsn: str | None = None, database: str | None = None) -> Research:
         """Open the read-only query path: arguments, else CLICKHOUSE_DSN / CLICKHOUSE_DATABASE
-        (the environment, then `.tickpipe/local.env`), else the embedded default folder."""
+        (the environment, then `.tickpipe/local.env`), else the embedded default folder; with the
+        operator's query limits (QUERY_MAX_EXECUTION_SECONDS, QUERY_MAX_RESULT_BYTES, ...)."""
         from tickpipe_clickhouse.query.client import open_query_client
 
-        resolved_dsn, resolved_db = resolve_target(dsn, database)
-        return cls(open_query_client(resolved_dsn, resolved_db), owns_client=True)
+        settings = resolve_settings(dsn, database)
+        client = open_query_client(
+            settings.clickhouse_dsn.get_secret_value(),
+            settings.clickhouse_database,
+            limits=settings.query_limits(),
+        )
+        return cls(client, owns_client=True)
 
     def close(self) -> None:
         if self._owns_client:
@@ -340,8 +348,8 @@ def symbol_list(symbols: Symbols) -> list[str]:
     return cleaned
 
 
-def resolve_target(dsn: str | None, database: str | None) -> tuple[str, str]:
-    """(DSN, database) as `tickpipe query` would pick them, validated by ClickHouseSettings."""
+def resolve_settings(dsn: str | None, database: str | None) -> ClickHouseSettings:
+    """Where and how to query, as `tickpipe query` would pick it (validated by ClickHouseSettings)."""
     from tickpipe.config import load_settings, read_env_file
     from tickpipe.paths import local_env_file
     from tickpipe_clickhouse.settings import ClickHouseSettings
@@ -353,5 +361,4 @@ def resolve_target(dsn: str | None, database: str | None) -> tuple[str, str]:
         field = key.lower()
         if overrides[field] is None and key not in os.environ and key in local:
             overrides[field] = local[key]
-    settings = load_settings(ClickHouseSettings, overrides)
-    return settings.clickhouse_dsn.get_secret_value(), settings.clickhouse_database
+    return load_settings(ClickHouseSettings, overrides)

@@ -24,9 +24,9 @@ from tests.research_data import (
     load_session,
     session_events,
 )
-from tickpipe_clickhouse.connect import connect
-from tickpipe_clickhouse.query.client import READ_ONLY, EndpointClient, QueryFailed, run_saved
+from tickpipe_clickhouse.query.client import EndpointClient, GuardedClient, QueryFailed, run_saved
 from tickpipe_clickhouse.query.endpoint import QueryEndpoint
+from tickpipe_clickhouse.query.limits import QueryLimits, open_reader
 from tickpipe_research import NaiveTimeError, Research
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def research(clickhouse_dsn: str, db: str) -> Iterator[Research]:
 
 
 def test_connect_reads_like_the_cli_and_stays_read_only(research: Research, db: str) -> None:
-    with pytest.raises(Exception, match=r"(?i)readonly"):
+    with pytest.raises(Exception, match=r"(?i)refused"):
         research.query(f"DROP TABLE {db}.trades")
     assert research.query("SELECT count() AS n FROM trades")["n"][0] == sum(e["ev"] == "T" for e in EVENTS)
 
@@ -180,8 +180,8 @@ def test_symbols_are_bound_never_pasted(research: Research) -> None:
 
 def test_through_a_running_sinks_endpoint(clickhouse_dsn: str, db: str, tmp_path: Path) -> None:
     """While a sink holds the chDB folder, the API talks to its endpoint: same answers, read-only."""
-    reader = connect(clickhouse_dsn, db, settings=dict(READ_ONLY))
-    endpoint = QueryEndpoint(reader, tmp_path, db).start()
+    reader = GuardedClient(open_reader(clickhouse_dsn, db, QueryLimits()))
+    endpoint = QueryEndpoint([reader.client], tmp_path, db).start()
     try:
         info = json.loads((tmp_path / "tickpipe-query.json").read_text())
         via_sink = Research(EndpointClient(info["url"], info["token"]))
@@ -194,7 +194,7 @@ def test_through_a_running_sinks_endpoint(clickhouse_dsn: str, db: str, tmp_path
             b = getattr(direct, name)(*args, as_="arrow")
             assert a.num_rows > 0, name
             assert a.equals(b), name
-        with pytest.raises(QueryFailed, match=r"(?i)readonly"):
+        with pytest.raises(QueryFailed, match=r"(?i)refused"):
             via_sink.query(f"DROP TABLE {db}.trades")
     finally:
         endpoint.stop()
@@ -218,7 +218,7 @@ def test_module_functions_use_the_environment(
 
 
 def test_saved_query_agrees_with_the_api(clickhouse_dsn: str, db: str, research: Research) -> None:
-    reader = connect(clickhouse_dsn, db, settings=dict(READ_ONLY))
+    reader = GuardedClient(open_reader(clickhouse_dsn, db, QueryLimits()))
     try:
         saved = run_saved(
             reader,
@@ -253,8 +253,8 @@ def test_connect_finds_a_live_sinks_endpoint_in_the_folder(
     clickhouse_dsn: str, db: str, tmp_path: Path
 ) -> None:
     """Research.connect on a chDB folder a live sink advertises goes to that sink, not the folder."""
-    reader = connect(clickhouse_dsn, db, settings=dict(READ_ONLY))
-    endpoint = QueryEndpoint(reader, tmp_path, db).start()
+    reader = GuardedClient(open_reader(clickhouse_dsn, db, QueryLimits()))
+    endpoint = QueryEndpoint([reader.client], tmp_path, db).start()
     discovery = tmp_path / "tickpipe-query.json"
     info = json.loads(discovery.read_text())
     # the sink is another process in production; here it runs in this one, so say it is our parent
