@@ -44,9 +44,13 @@ _SERVICES: tuple[Area, ...] = (
 _DEMO = {"chdb", "matplotlib", "moto"}
 _EVERYTHING = tuple(sorted({name for area in _SERVICES for name in area.needs} | _DEMO))
 
+# Notebooks and the Parquet cold tier: the research API's frames and `tickpipe export` (S3 via boto3).
+_RESEARCH = ("boto3", "clickhouse_connect", "pandas", "polars", "pyarrow")
+
 AREAS: tuple[Area, ...] = (
     Area("tickpipe_local.cli", ("local",), "local", ("boto3", "moto", *_SIMULATOR)),
     *_SERVICES,
+    Area("tickpipe_research.cli", ("export",), "research", _RESEARCH),
     Area("tickpipe_demo.cli", ("demo", "report"), "demo", _EVERYTHING),
 )
 

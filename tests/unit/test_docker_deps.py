@@ -30,6 +30,7 @@ FIRST_PARTY = {
     "tickpipe_cli",
     "tickpipe_local",
     "tickpipe_demo",
+    "tickpipe_research",
     "tickpipe_producer",
     "tickpipe_processor",
     "tickpipe_clickhouse",

@@ -84,7 +84,8 @@ _KIND_NAMES = {
 # The output formats a caller may ask for, by the name ClickHouse knows them by.
 OUTPUT_FORMATS = frozenset(
     {"CSV", "CSVWithNames", "TSV", "TSVWithNames", "TSVWithNamesAndTypes", "TabSeparated",
-     "TabSeparatedWithNames", "JSON", "JSONCompact", "JSONEachRow", "Parquet"}
+     "TabSeparatedWithNames", "JSON", "JSONCompact", "JSONEachRow", "Parquet",
+     "ArrowStream"}  # ArrowStream: the research API's frames (tickpipe_research)
 )  # fmt: skip
 
 _FUNCTION = re.compile(r"^Function (\S+)")

@@ -119,10 +119,22 @@ def embedded(client: Any) -> bool:
 
 
 def apply_raw_ttl(client: Any, database: str, days: int) -> None:
-    """RAW_TTL_DAYS > 0 drops raw rows older than that (bars are kept); 0 removes a TTL set before."""
+    """RAW_TTL_DAYS > 0 drops raw rows older than that (bars are kept); 0 removes a TTL set before.
+
+    A TTL that moves parts (`TO VOLUME`, `TO DISK`: tiering to S3 on a server, docs/research.md) is
+    the operator's, and is left as it is whatever RAW_TTL_DAYS says.
+    """
     for table in RAW_TABLES:
         create = client.command(f"SHOW CREATE TABLE `{database}`.{table}")
         has_ttl = "TTL " in str(create)
+        if has_ttl and ("TO VOLUME" in str(create) or "TO DISK" in str(create)):
+            if days > 0:
+                log.warning(
+                    "%s has a TTL that moves parts; RAW_TTL_DAYS is not applied to it",
+                    table,
+                    extra={"fields": {"database": database, "raw_ttl_days": days}},
+                )
+            continue
         if days > 0 and f"toIntervalDay({int(days)})" in str(create):
             continue  # already in force; MODIFY TTL again would rewrite every part
         if days > 0:
