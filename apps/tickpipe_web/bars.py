@@ -1,0 +1,180 @@
+"""Live OHLCV bars in memory, built from FILTERED_TOPIC events, seeded from ClickHouse history.
+
+The same source as the ClickHouse rollups (clickhouse/migrations/002_bars.sql): the finest aggregate
+of each market (`A` stock second, `XA` crypto minute, `CA` forex minute); `AM` is skipped because it
+repeats the `A` seconds of its minute. Open and close follow the source bars' start times, so a late
+event does not move them; volumes add up, as in the rollups, so live bars and history agree.
+
+A bucket with no event has no bar: the book never invents a candle, and `gaps()` names the empty
+buckets between the first and the last bar of a series.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+INTERVALS: dict[str, int] = {"1s": 1, "1m": 60, "5m": 300, "1h": 3600}  # name -> seconds
+BAR_EVS = frozenset({"A", "XA", "CA"})
+PRICE_EVS = BAR_EVS | {"AM", "T", "XT"}
+WINDOW = 500  # buckets kept per series (the chart's window)
+
+
+class BadInterval(ValueError):
+    """Not one of INTERVALS."""
+
+
+def interval_seconds(name: str) -> int:
+    try:
+        return INTERVALS[name]
+    except KeyError:
+        raise BadInterval(f"interval must be one of {', '.join(INTERVALS)}, not {name!r}") from None
+
+
+@dataclass
+class Bar:
+    time: int  # bucket start, Unix seconds UTC
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    first_ms: int = 0  # start time of the source bar that set `open`
+    last_ms: int = 0  # start time of the source bar that set `close`
+    received_ns: int = 0  # newest event folded in (its producer receipt time), 0 for history
+
+    def fold(
+        self, start_ms: int, o: float, h: float, lo: float, c: float, v: float, received_ns: int
+    ) -> None:
+        if start_ms < self.first_ms:
+            self.first_ms, self.open = start_ms, o
+        if start_ms >= self.last_ms:
+            self.last_ms, self.close = start_ms, c
+        self.high = max(self.high, h)
+        self.low = min(self.low, lo)
+        self.volume += v
+        self.received_ns = max(self.received_ns, received_ns)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "time": self.time,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "close": self.close,
+            "volume": self.volume,
+        }
+
+
+Key = tuple[str, str]  # (symbol, interval)
+
+
+class BarBook:
+    """Every symbol's bars at every interval, the latest prices, and which bars changed.
+
+    Not thread-safe: one owner (the console's event loop) applies events and reads it.
+    """
+
+    def __init__(self, window: int = WINDOW):
+        self.window = window
+        self.series: dict[Key, dict[int, Bar]] = {}
+        self.live_since: dict[Key, int] = {}  # first bucket built live; history fills those before it
+        self.prices: dict[str, tuple[float, int]] = {}  # symbol -> (price, event ms)
+        self.dirty: dict[tuple[str, str, int], int] = {}  # (symbol, interval, bucket) -> received_ns
+        self.events = 0  # events applied
+        self.ignored = 0  # events that carry no bar or price (quotes, unknown kinds, bad values)
+
+    def apply(self, event: Mapping[str, Any]) -> bool:
+        """Fold one FILTERED_TOPIC event in; False when it carries no bar or price."""
+        self.events += 1
+        ev = event.get("ev")
+        try:
+            symbol = str(event["symbol"])
+            received_ns = int(event.get("received_ns") or 0)
+            if ev in BAR_EVS:
+                start_ms = int(event["start_ms"])
+                o, h = float(event["open"]), float(event["high"])
+                lo, c = float(event["low"]), float(event["close"])
+                v = float(event.get("volume") or 0.0)
+                self._fold(symbol, start_ms, o, h, lo, c, v, received_ns)
+                self._price(symbol, c, int(event.get("end_ms") or start_ms))
+                return True
+            if ev == "AM":
+                self._price(symbol, float(event["close"]), int(event.get("end_ms") or event["start_ms"]))
+                return True
+            if ev in PRICE_EVS:
+                self._price(symbol, float(event["price"]), int(event["ts_ms"]))
+                return True
+        except (KeyError, TypeError, ValueError):
+            pass
+        self.ignored += 1
+        return False
+
+    def _price(self, symbol: str, price: float, at_ms: int) -> None:
+        known = self.prices.get(symbol)
+        if known is None or at_ms >= known[1]:
+            self.prices[symbol] = (price, at_ms)
+
+    def _fold(
+        self, symbol: str, start_ms: int, o: float, h: float, lo: float, c: float, v: float, received_ns: int
+    ) -> None:
+        for name, seconds in INTERVALS.items():
+            bucket = (start_ms // 1000) // seconds * seconds
+            key = (symbol, name)
+            bars = self.series.get(key)
+            if bars is None:
+                bars = self.series[key] = {}
+            self.live_since.setdefault(key, bucket)
+            bar = bars.get(bucket)
+            if bar is None:
+                bars[bucket] = Bar(bucket, o, h, lo, c, v, start_ms, start_ms, received_ns)
+                self._trim(bars, bucket - seconds * self.window)
+            else:
+                bar.fold(start_ms, o, h, lo, c, v, received_ns)
+            self.dirty[(symbol, name, bucket)] = received_ns
+
+    @staticmethod
+    def _trim(bars: dict[int, Bar], oldest: int) -> None:
+        if len(bars) > 8 and min(bars) < oldest:
+            for bucket in [b for b in bars if b < oldest]:
+                del bars[bucket]
+
+    def seed(self, symbol: str, interval: str, history: Iterable[Bar]) -> int:
+        """Add history bars for buckets before the first live one; returns how many were added."""
+        key = (symbol, interval)
+        bars = self.series.setdefault(key, {})
+        since = self.live_since.get(key)
+        added = 0
+        for bar in history:
+            if (since is None or bar.time < since) and bar.time not in bars:
+                bars[bar.time] = bar
+                added += 1
+        return added
+
+    def bars(self, symbol: str, interval: str, start: int | None = None, end: int | None = None) -> list[Bar]:
+        """The bars of one series in [start, end), oldest first."""
+        series = self.series.get((symbol, interval), {})
+        return [
+            series[t] for t in sorted(series) if (start is None or t >= start) and (end is None or t < end)
+        ]
+
+    def bar(self, symbol: str, interval: str, bucket: int) -> Bar | None:
+        return self.series.get((symbol, interval), {}).get(bucket)
+
+    def take_dirty(self) -> dict[tuple[str, str, int], int]:
+        dirty, self.dirty = self.dirty, {}
+        return dirty
+
+    def symbols(self) -> list[str]:
+        return sorted({symbol for symbol, _ in self.series} | set(self.prices))
+
+
+def gaps(bars: list[Bar], seconds: int) -> list[tuple[int, int]]:
+    """Runs of empty buckets between bars: (first empty bucket, first bucket after the run)."""
+    out = []
+    for before, after in itertools.pairwise(bars):
+        if after.time - before.time > seconds:
+            out.append((before.time + seconds, after.time))
+    return out
