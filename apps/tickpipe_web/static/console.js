@@ -90,6 +90,10 @@
   function subscribe() {
     if (!state.ws || state.ws.readyState !== WebSocket.OPEN || !state.symbol) return;
     state.last = null; state.gaps = []; state.bars = 0;
+    candles.setData([]); volume.setData([]);
+    chartEl.dataset.bars = "0";
+    showGaps();
+    el("status").textContent = `${state.symbol} ${state.interval}: loading…`;
     state.ws.send(JSON.stringify({ op: "subscribe", symbols: [state.symbol], interval: state.interval }));
   }
 
@@ -165,7 +169,9 @@
     const response = await fetch("/api/query", { method: "POST", headers: { "Content-Type": "application/json" },
                                                  body: JSON.stringify({ sql: el("sql").value }) });
     const answer = await response.json();
-    if (!response.ok) { error.textContent = answer.error; error.hidden = false; fillBody(table, []); return; }
+    if (!response.ok) {
+      error.textContent = answer.error; error.hidden = false; table.tHead.replaceChildren(); fillBody(table, []); return;
+    }
     const head = document.createElement("tr");
     for (const c of answer.columns) { const th = document.createElement("th"); th.textContent = c; head.appendChild(th); }
     table.tHead.replaceChildren(head);
