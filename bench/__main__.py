@@ -25,6 +25,7 @@ SCENARIOS: dict[str, str] = {
     "sink": "bench.sink",  # preloaded filtered topic -> sink -> chDB (and peers)
     "queries": "bench.queries",
     "e2e": "bench.e2e",  # the whole pipeline: sustained rate, latency, RSS, CPU
+    "web": "bench.web",  # the live console: event -> websocket bar update, 100 clients, its CPU
     "image-deps": "bench.image_deps",  # the images' Python environment, installed from the lock
     "cdk-synth": "bench.cdk_synth",  # offline synthesis of the CDK app
 }

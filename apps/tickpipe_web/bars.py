@@ -20,6 +20,8 @@ INTERVALS: dict[str, int] = {"1s": 1, "1m": 60, "5m": 300, "1h": 3600}  # name -
 BAR_EVS = frozenset({"A", "XA", "CA"})
 PRICE_EVS = BAR_EVS | {"AM", "T", "XT"}
 WINDOW = 500  # buckets kept per series (the chart's window)
+_SLACK = 50  # a series is trimmed back to WINDOW when it grows this far past it
+_INTERVAL_ITEMS = tuple(INTERVALS.items())
 
 
 class BadInterval(ValueError):
@@ -33,7 +35,7 @@ def interval_seconds(name: str) -> int:
         raise BadInterval(f"interval must be one of {', '.join(INTERVALS)}, not {name!r}") from None
 
 
-@dataclass
+@dataclass(slots=True)
 class Bar:
     time: int  # bucket start, Unix seconds UTC
     open: float
@@ -52,10 +54,13 @@ class Bar:
             self.first_ms, self.open = start_ms, o
         if start_ms >= self.last_ms:
             self.last_ms, self.close = start_ms, c
-        self.high = max(self.high, h)
-        self.low = min(self.low, lo)
+        if h > self.high:
+            self.high = h
+        if lo < self.low:
+            self.low = lo
         self.volume += v
-        self.received_ns = max(self.received_ns, received_ns)
+        if received_ns > self.received_ns:
+            self.received_ns = received_ns
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -120,26 +125,28 @@ class BarBook:
     def _fold(
         self, symbol: str, start_ms: int, o: float, h: float, lo: float, c: float, v: float, received_ns: int
     ) -> None:
-        for name, seconds in INTERVALS.items():
-            bucket = (start_ms // 1000) // seconds * seconds
+        second = start_ms // 1000
+        dirty = self.dirty
+        for name, seconds in _INTERVAL_ITEMS:
+            bucket = second - second % seconds
             key = (symbol, name)
             bars = self.series.get(key)
             if bars is None:
                 bars = self.series[key] = {}
-            self.live_since.setdefault(key, bucket)
+                self.live_since[key] = bucket
             bar = bars.get(bucket)
             if bar is None:
                 bars[bucket] = Bar(bucket, o, h, lo, c, v, start_ms, start_ms, received_ns)
-                self._trim(bars, bucket - seconds * self.window)
+                if len(bars) > self.window + _SLACK:
+                    self._trim(bars)
             else:
                 bar.fold(start_ms, o, h, lo, c, v, received_ns)
-            self.dirty[(symbol, name, bucket)] = received_ns
+            dirty[(symbol, name, bucket)] = received_ns
 
-    @staticmethod
-    def _trim(bars: dict[int, Bar], oldest: int) -> None:
-        if len(bars) > 8 and min(bars) < oldest:
-            for bucket in [b for b in bars if b < oldest]:
-                del bars[bucket]
+    def _trim(self, bars: dict[int, Bar]) -> None:
+        """Keep the newest `window` buckets of a series."""
+        for bucket in sorted(bars)[: len(bars) - self.window]:
+            del bars[bucket]
 
     def seed(self, symbol: str, interval: str, history: Iterable[Bar]) -> int:
         """Add history bars for buckets before the first live one; returns how many were added."""

@@ -25,7 +25,7 @@ from tickpipe_web.history import History, HistoryUnavailable
 log = logging.getLogger(__name__)
 
 CONFLATE = 0.25  # seconds between two updates of the same bar to one client
-TICK = 0.05  # how often changed bars are looked at
+TICK = 0.025  # how often changed bars are looked at
 SEND_TIMEOUT = 2.0  # a client that cannot take an update in this long is dropped (slow consumer)
 MAX_SYMBOLS = 50  # per subscription
 SEED_RETRY = 10.0  # seconds before history is asked again after it was unavailable

@@ -58,7 +58,10 @@ class Feed:
         c = close if close is not None else round(o * (1 + self.rng.uniform(-0.002, 0.002)), 2)
         self.prices[symbol] = c
         event = raw_second(symbol, second, o, c, self.rng.randint(100, 900))
-        headers = [("tp.received_ns", str(time.time_ns()).encode()), ("tp.feed", b"127.0.0.1/stocks")]
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("tp.received_ns", str(time.time_ns()).encode()),
+            ("tp.feed", b"127.0.0.1/stocks"),
+        ]
         self.producer.produce(self.topic, orjson.dumps(event), symbol.encode(), headers=headers)
         self.producer.poll(0)
         self.sent += 1

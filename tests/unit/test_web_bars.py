@@ -39,7 +39,7 @@ def test_minute_and_five_minute_bars_match_an_independent_fold_in_any_arrival_or
     for event in shuffled:
         assert book.apply(event)
     for interval, seconds in (("1m", 60), ("5m", 300), ("1s", 1)):
-        expected = {}
+        expected: dict[int, list[float]] = {}
         for e in sorted(events, key=lambda e: e["start_ms"]):
             bucket = e["start_ms"] // 1000 // seconds * seconds
             row = expected.setdefault(bucket, [e["open"], e["high"], e["low"], e["close"], 0.0])
@@ -104,7 +104,9 @@ def test_the_window_is_bounded() -> None:
     book = BarBook(window=20)
     for second in range(T0, T0 + 200):
         book.apply(second_agg("AAPL", second, 1, 1, 1, 1, 1))
-    assert len(book.bars("AAPL", "1s")) <= 21
+    kept = [bar.time for bar in book.bars("AAPL", "1s")]
+    assert 20 <= len(kept) <= 20 + 50  # trimmed back to the window when 50 past it
+    assert kept[-20:] == list(range(T0 + 180, T0 + 200))  # the newest are the ones kept
 
 
 def test_intervals_are_the_four_the_page_offers() -> None:
