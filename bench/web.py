@@ -170,7 +170,8 @@ def _measure(bootstrap: str, workdir: Path, params: dict[str, str]) -> dict[str,
         "latency_event_to_client": result,
         "console_cpu_percent": round(100 * sampler.cpu_seconds / wall, 1),
         "console_peak_rss_mb": round(sampler.peak_rss_mb, 1),
-        "console_clients_at_end": stages["clients"],
+        "console_bar_updates_sent": stages["bar_updates"],
+        "slow_clients_dropped": stages["slow_clients_dropped"],
     }
 
 

@@ -50,6 +50,7 @@ class Console:
         self.stages: list[dict[str, Any]] = []
         self.seeded: dict[tuple[str, str], float] = {}  # series -> when its history was last asked
         self.history_note: dict[tuple[str, str], str] = {}
+        self._seeding: dict[tuple[str, str], asyncio.Task[None]] = {}  # one history query per series
         self.sent = 0  # bar updates sent
         self.dropped_clients = 0
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -167,7 +168,16 @@ class Console:
         return self.book.bars(symbol, interval, end - WINDOW * seconds, None)
 
     async def ensure_seeded(self, symbol: str, interval: str) -> None:
-        """Fill the chart's window from ClickHouse once per series (again later if it was unavailable)."""
+        """Fill the chart's window from ClickHouse once per series (again later if it was unavailable);
+        clients asking for a series being seeded wait for the same query."""
+        key = (symbol, interval)
+        task = self._seeding.get(key)
+        if task is None:
+            task = self._seeding[key] = asyncio.create_task(self._seed(symbol, interval))
+            task.add_done_callback(lambda _: self._seeding.pop(key, None))
+        await asyncio.shield(task)
+
+    async def _seed(self, symbol: str, interval: str) -> None:
         key = (symbol, interval)
         asked = self.seeded.get(key)
         if self.history is None:

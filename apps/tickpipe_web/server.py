@@ -152,7 +152,14 @@ async def _bars(request: web.Request) -> web.StreamResponse:
 
 async def _stages(request: web.Request) -> web.StreamResponse:
     console = request.app[CONSOLE]
-    return _json({"stages": console.stages, "clients": len(console.clients), "bar_updates": console.sent})
+    return _json(
+        {
+            "stages": console.stages,
+            "clients": len(console.clients),
+            "bar_updates": console.sent,
+            "slow_clients_dropped": console.dropped_clients,
+        }
+    )
 
 
 async def _prices(request: web.Request) -> web.StreamResponse:

@@ -18,7 +18,9 @@ from aiohttp import ClientSession, ClientWebSocketResponse, CookieJar, WSServerH
 from aiohttp.test_utils import TestServer
 from pydantic import ValidationError
 
+from tickpipe_web.bars import Bar
 from tickpipe_web.console import CONFLATE, Console
+from tickpipe_web.history import HistoryUnavailable
 from tickpipe_web.server import build_app
 from tickpipe_web.settings import WebSettings
 
@@ -191,3 +193,47 @@ def test_listening_beyond_loopback_needs_a_long_token() -> None:
         WebSettings(web_host="0.0.0.0", web_token="short")
     assert WebSettings(web_host="0.0.0.0", web_token=TOKEN).web_token is not None
     assert WebSettings(web_host="::1").web_host == "::1"
+
+
+class FakeHistory:
+    """ClickHouse's answers for the seeding tests: fixed bars, or unavailable."""
+
+    def __init__(self, bars: list[Bar] | None):
+        self.answer = bars
+        self.asked = 0
+
+    def bars(self, symbol: str, interval: str, start: int, end: int) -> list[Bar]:
+        self.asked += 1
+        time.sleep(0.05)  # a query takes a moment: concurrent subscribers must share it
+        if self.answer is None:
+            raise HistoryUnavailable("no running sink holds the chDB folder")
+        return [bar for bar in self.answer if start <= bar.time < end]
+
+
+def test_history_seeds_the_window_once_and_says_when_it_is_unavailable() -> None:
+    minute = int(time.time()) // 60 * 60
+    history = FakeHistory([Bar(minute - 60 * i, 5, 6, 4, 5.5, 10) for i in range(1, 4)])
+
+    async def check(console: Console, server: TestServer, session: ClientSession) -> None:
+        console.history = history  # type: ignore[assignment]
+        console.apply([agg("AAPL", minute + 1, 7.0, 2.0)])
+        clients = [await session.ws_connect(server.make_url("/ws")) for _ in range(3)]
+        for ws in clients:
+            await ws.send_json({"op": "subscribe", "symbols": ["AAPL"], "interval": "1m"})
+        snaps = [await next_message(ws, "snapshot") for ws in clients]
+        assert history.asked == 1
+        for snap in snaps:
+            assert [(b["time"], b["volume"]) for b in snap["bars"]] == [
+                (minute - 180, 10), (minute - 120, 10), (minute - 60, 10), (minute, 2.0)
+            ]  # fmt: skip
+            assert snap["history"] == "ok"
+        history.answer = None
+        ws = await session.ws_connect(server.make_url("/ws"))
+        await ws.send_json({"op": "subscribe", "symbols": ["MSFT"], "interval": "5m"})
+        snap = await next_message(ws, "snapshot")
+        assert snap["history"] == "unavailable: no running sink holds the chDB folder"
+        body = await (await session.get(server.make_url("/api/bars?symbol=AAPL&interval=1m"))).json()
+        assert body["history"].startswith("unavailable")
+        assert [b["time"] for b in body["bars"]] == [minute - 180, minute - 120, minute - 60, minute]
+
+    serve(check)
