@@ -75,6 +75,7 @@ async def _clients(
     url: str, clients: int, symbols: list[str], per_client: int, seconds: float, warmup: float
 ) -> dict[str, Any]:
     latencies: list[float] = []
+    to_send: list[float] = []  # event -> the console's send (its own share)
     updates = [0]
     rng = random.Random(9)
     measure_from = time.time() + warmup
@@ -96,22 +97,26 @@ async def _clients(
             for bar in data["bars"]:
                 if bar["received_ns"]:
                     latencies.append((received - bar["received_ns"]) / 1e6)
+                    to_send.append(data["sent_ms"] - bar["received_ns"] / 1e6)
                     updates[0] += 1
         await ws.close()
 
     async with ClientSession() as session:
         await asyncio.gather(*(client(i, session) for i in range(clients)))
     latencies.sort()
+    to_send.sort()
 
-    def pct(p: float) -> float | None:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1) if latencies else None
+    def pct(values: list[float], p: float) -> float | None:
+        return round(values[min(len(values) - 1, int(p * len(values)))], 1) if values else None
 
     return {
         "updates": updates[0],
-        "p50_ms": pct(0.50),
-        "p95_ms": pct(0.95),
-        "p99_ms": pct(0.99),
+        "p50_ms": pct(latencies, 0.50),
+        "p95_ms": pct(latencies, 0.95),
+        "p99_ms": pct(latencies, 0.99),
         "max_ms": round(latencies[-1], 1) if latencies else None,
+        "event_to_console_send_p50_ms": pct(to_send, 0.50),
+        "event_to_console_send_p99_ms": pct(to_send, 0.99),
     }
 
 

@@ -22,6 +22,8 @@ PRICE_EVS = BAR_EVS | {"AM", "T", "XT"}
 WINDOW = 500  # buckets kept per series (the chart's window)
 _SLACK = 50  # a series is trimmed back to WINDOW when it grows this far past it
 _INTERVAL_ITEMS = tuple(INTERVALS.items())
+_SECONDS = tuple(INTERVALS.values())
+_INDEX = {name: i for i, name in enumerate(INTERVALS)}
 
 
 class BadInterval(ValueError):
@@ -73,9 +75,6 @@ class Bar:
         }
 
 
-Key = tuple[str, str]  # (symbol, interval)
-
-
 class BarBook:
     """Every symbol's bars at every interval, the latest prices, and which bars changed.
 
@@ -84,10 +83,11 @@ class BarBook:
 
     def __init__(self, window: int = WINDOW):
         self.window = window
-        self.series: dict[Key, dict[int, Bar]] = {}
-        self.live_since: dict[Key, int] = {}  # first bucket built live; history fills those before it
+        # symbol -> one {bucket: Bar} per interval, in INTERVALS order
+        self._series: dict[str, tuple[dict[int, Bar], ...]] = {}
+        self._since: dict[str, int] = {}  # symbol -> first second built live; history fills before it
+        self._dirty: dict[tuple[str, int], int] = {}  # (symbol, source second) -> newest received_ns
         self.prices: dict[str, tuple[float, int]] = {}  # symbol -> (price, event ms)
-        self.dirty: dict[tuple[str, str, int], int] = {}  # (symbol, interval, bucket) -> received_ns
         self.events = 0  # events applied
         self.ignored = 0  # events that carry no bar or price (quotes, unknown kinds, bad values)
 
@@ -97,13 +97,12 @@ class BarBook:
         ev = event.get("ev")
         try:
             symbol = str(event["symbol"])
-            received_ns = int(event.get("received_ns") or 0)
             if ev in BAR_EVS:
                 start_ms = int(event["start_ms"])
                 o, h = float(event["open"]), float(event["high"])
                 lo, c = float(event["low"]), float(event["close"])
                 v = float(event.get("volume") or 0.0)
-                self._fold(symbol, start_ms, o, h, lo, c, v, received_ns)
+                self._fold(symbol, start_ms, o, h, lo, c, v, int(event.get("received_ns") or 0))
                 self._price(symbol, c, int(event.get("end_ms") or start_ms))
                 return True
             if ev == "AM":
@@ -122,18 +121,21 @@ class BarBook:
         if known is None or at_ms >= known[1]:
             self.prices[symbol] = (price, at_ms)
 
+    def _intervals(self, symbol: str) -> tuple[dict[int, Bar], ...]:
+        series = self._series.get(symbol)
+        if series is None:
+            series = self._series[symbol] = tuple({} for _ in INTERVALS)
+        return series
+
     def _fold(
         self, symbol: str, start_ms: int, o: float, h: float, lo: float, c: float, v: float, received_ns: int
     ) -> None:
         second = start_ms // 1000
-        dirty = self.dirty
-        for name, seconds in _INTERVAL_ITEMS:
+        series = self._series.get(symbol) or self._intervals(symbol)
+        if symbol not in self._since:
+            self._since[symbol] = second
+        for bars, seconds in zip(series, _SECONDS, strict=True):
             bucket = second - second % seconds
-            key = (symbol, name)
-            bars = self.series.get(key)
-            if bars is None:
-                bars = self.series[key] = {}
-                self.live_since[key] = bucket
             bar = bars.get(bucket)
             if bar is None:
                 bars[bucket] = Bar(bucket, o, h, lo, c, v, start_ms, start_ms, received_ns)
@@ -141,18 +143,29 @@ class BarBook:
                     self._trim(bars)
             else:
                 bar.fold(start_ms, o, h, lo, c, v, received_ns)
-            dirty[(symbol, name, bucket)] = received_ns
+        key = (symbol, second)
+        if received_ns > self._dirty.get(key, -1):
+            self._dirty[key] = received_ns
 
     def _trim(self, bars: dict[int, Bar]) -> None:
         """Keep the newest `window` buckets of a series."""
         for bucket in sorted(bars)[: len(bars) - self.window]:
             del bars[bucket]
 
+    def live_since(self, symbol: str, interval: str) -> int | None:
+        """The first bucket of this series built from live events (None: none yet)."""
+        second = self._since.get(symbol)
+        seconds = interval_seconds(interval)
+        return None if second is None else second - second % seconds
+
+    def _series_of(self, symbol: str, interval: str) -> dict[int, Bar]:
+        series = self._series.get(symbol)
+        return {} if series is None else series[_INDEX[interval]]
+
     def seed(self, symbol: str, interval: str, history: Iterable[Bar]) -> int:
         """Add history bars for buckets before the first live one; returns how many were added."""
-        key = (symbol, interval)
-        bars = self.series.setdefault(key, {})
-        since = self.live_since.get(key)
+        bars = self._intervals(symbol)[_INDEX[interval]]
+        since = self.live_since(symbol, interval)
         added = 0
         for bar in history:
             if (since is None or bar.time < since) and bar.time not in bars:
@@ -162,20 +175,27 @@ class BarBook:
 
     def bars(self, symbol: str, interval: str, start: int | None = None, end: int | None = None) -> list[Bar]:
         """The bars of one series in [start, end), oldest first."""
-        series = self.series.get((symbol, interval), {})
+        series = self._series_of(symbol, interval)
         return [
             series[t] for t in sorted(series) if (start is None or t >= start) and (end is None or t < end)
         ]
 
     def bar(self, symbol: str, interval: str, bucket: int) -> Bar | None:
-        return self.series.get((symbol, interval), {}).get(bucket)
+        return self._series_of(symbol, interval).get(bucket)
 
     def take_dirty(self) -> dict[tuple[str, str, int], int]:
-        dirty, self.dirty = self.dirty, {}
-        return dirty
+        """The bars changed since the last call: (symbol, interval, bucket) -> newest received_ns."""
+        dirty, self._dirty = self._dirty, {}
+        out: dict[tuple[str, str, int], int] = {}
+        for (symbol, second), received_ns in dirty.items():
+            for name, seconds in _INTERVAL_ITEMS:
+                key = (symbol, name, second - second % seconds)
+                if received_ns > out.get(key, -1):
+                    out[key] = received_ns
+        return out
 
     def symbols(self) -> list[str]:
-        return sorted({symbol for symbol, _ in self.series} | set(self.prices))
+        return sorted(set(self._series) | set(self.prices))
 
 
 def gaps(bars: list[Bar], seconds: int) -> list[tuple[int, int]]:

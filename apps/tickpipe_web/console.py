@@ -214,7 +214,7 @@ class Console:
                 note = f"unavailable: {exc}"
             except Exception as exc:
                 note = f"unavailable: {type(exc).__name__}: {str(exc)[:200]}"
-        since = self.book.live_since.get((symbol, interval))
+        since = self.book.live_since(symbol, interval)
         for bar in self.book.bars(symbol, interval, start, end):
             if (since is not None and bar.time >= since) or bar.time not in merged:
                 merged[bar.time] = bar

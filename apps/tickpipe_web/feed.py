@@ -84,7 +84,8 @@ class FeedReader:
         while not self.stopping.is_set() and not self._assign(consumer):
             self.stopping.wait(1.0)  # the topic does not exist yet
         while not self.stopping.is_set():
-            messages = consumer.consume(num_messages=self.batch, timeout=0.05)
+            # consume() waits for a full batch or the timeout: a short one keeps the latency low
+            messages = consumer.consume(num_messages=self.batch, timeout=0.02)
             events = []
             for message in messages:
                 if message.error() is not None:
