@@ -105,6 +105,7 @@ def _poll_stages(settings: WebSettings, console: Console, feed: FeedReader, stop
             except Exception:
                 log.exception("reading the stages failed")
     finally:
+        reader.close()
         watcher.close()
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+
 from tickpipe_demo.monitor import KafkaWatcher, Samples, scrape, total
 
 # stage -> (its counter of events passed on, its DLQ counter)
@@ -47,6 +49,7 @@ class StageReader:
     settings: StageSettings
     watcher: KafkaWatcher | None
     _before: dict[str, tuple[float, float]] = field(default_factory=dict)  # stage -> (at, total)
+    _probes: dict[str, Any] = field(default_factory=dict)  # group -> a consumer that only asks offsets
 
     def read(self) -> list[dict[str, Any]]:
         rows = []
@@ -84,6 +87,28 @@ class StageReader:
             return None
         group, topic = groups[stage]
         try:
-            return self.watcher.lag(group, [topic])
+            return self._group_lag(group, topic)
         except Exception:
             return None
+
+    def _group_lag(self, group: str, topic: str) -> int:
+        """End offsets minus the group's committed offsets (a partition never committed counts whole)."""
+        assert self.watcher is not None
+        probe = self._probes.get(group)
+        if probe is None:  # kept: a new consumer per second would churn the group coordinator
+            probe = self._probes[group] = Consumer(
+                {"bootstrap.servers": self.watcher.bootstrap, "group.id": group, "enable.auto.commit": False}
+            )
+        metadata = self.watcher.consumer.list_topics(topic, timeout=5).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return 0
+        partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
+        lag = 0
+        for tp in probe.committed(partitions, timeout=5):
+            low, high = self.watcher.consumer.get_watermark_offsets(tp, timeout=5)
+            lag += high - max(tp.offset, low)
+        return lag
+
+    def close(self) -> None:
+        for probe in self._probes.values():
+            probe.close()
