@@ -187,7 +187,7 @@ def test_loopback_answers_loopback_names_only_and_refuses_other_origins() -> Non
 
 def test_listening_beyond_loopback_needs_a_long_token() -> None:
     assert WebSettings().web_host == "127.0.0.1"
-    with pytest.raises(ValidationError, match="needs WEB_TOKEN"):
+    with pytest.raises(ValidationError, match="required when listening beyond loopback"):
         WebSettings(web_host="0.0.0.0")
     with pytest.raises(ValidationError, match="at least 16"):
         WebSettings(web_host="0.0.0.0", web_token="short")
@@ -237,3 +237,14 @@ def test_history_seeds_the_window_once_and_says_when_it_is_unavailable() -> None
         assert [b["time"] for b in body["bars"]] == [minute - 180, minute - 120, minute - 60, minute]
 
     serve(check)
+
+
+def test_a_rejected_token_never_appears_in_the_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from tickpipe_cli.cli import main
+
+    assert main(["web", "--web-host", "0.0.0.0", "--web-token", "tooshort-secret"]) == 2
+    err = capsys.readouterr().err
+    assert "WEB_TOKEN: Value error, must be at least 16 characters" in err
+    assert "tooshort-secret" not in err
+    assert main(["web", "--web-host", "0.0.0.0"]) == 2
+    assert "required when listening beyond loopback (WEB_HOST=0.0.0.0)" in capsys.readouterr().err
