@@ -91,7 +91,7 @@ class StageReader:
         except Exception:
             return None
 
-    def _group_lag(self, group: str, topic: str) -> int:
+    def _group_lag(self, group: str, topic: str) -> int | None:
         """End offsets minus the group's committed offsets (a partition never committed counts whole)."""
         assert self.watcher is not None
         probe = self._probes.get(group)
@@ -101,7 +101,7 @@ class StageReader:
             )
         metadata = self.watcher.consumer.list_topics(topic, timeout=5).topics.get(topic)
         if metadata is None or metadata.error is not None:
-            return 0
+            return None  # no such topic (yet): unknown, not zero
         partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
         lag = 0
         for tp in probe.committed(partitions, timeout=5):
