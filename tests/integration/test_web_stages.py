@@ -74,6 +74,8 @@ def test_lag_rates_and_dead_letters_are_read_as_the_pipeline_left_them(
         first = {row["stage"]: row for row in reader.read()}
         out.inc(500)
         second = {row["stage"]: row for row in reader.read()}
+        reader.settings.raw_topic = f"{raw}-never-created"
+        unknown = {row["stage"]: row for row in reader.read()}
     finally:
         reader.close()
         watcher.close()
@@ -88,3 +90,4 @@ def test_lag_rates_and_dead_letters_are_read_as_the_pipeline_left_them(
     assert sink["lag"] == 7  # a group that never committed is behind by the whole topic
     assert producer_row["up"] is False
     assert producer_row["lag"] is None
+    assert unknown["processor"]["lag"] is None  # a topic that does not exist: unknown, not zero
