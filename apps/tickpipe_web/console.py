@@ -129,13 +129,18 @@ class Console:
             await asyncio.gather(*sends)
 
     async def _send(self, client: Client, message: dict[str, Any]) -> None:
+        if client.ws.closed:  # the client went away; its handler forgets it
+            self.clients.discard(client)
+            return
         try:
             await asyncio.wait_for(client.ws.send_bytes(orjson.dumps(message)), SEND_TIMEOUT)
-        except (TimeoutError, ConnectionError, RuntimeError):
+        except TimeoutError:  # it cannot keep up: a slow consumer
             self.dropped_clients += 1
             self.clients.discard(client)
             with contextlib.suppress(Exception):
                 await client.ws.close(code=1008, message=b"slow consumer")
+        except (ConnectionError, RuntimeError):  # it closed while the update was on its way
+            self.clients.discard(client)
 
     # --- subscriptions ---------------------------------------------------------------------------
 
