@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from tickpipe.config import add_settings_flags, flag_overrides, load_settings
-from tickpipe_clickhouse.settings import ClickHouseSettings, SinkSettings
+from tickpipe_clickhouse.settings import ClickHouseSettings, MigrateSettings, SinkSettings
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -16,7 +16,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     migrate = commands.add_parser("migrate", help="create or upgrade tickpipe's ClickHouse schema")
     migrate.add_argument("--raw-ttl-days", type=int, default=None, help="drop raw rows older than N days")
-    add_settings_flags(migrate, ClickHouseSettings)
+    add_settings_flags(migrate, MigrateSettings)
     migrate.set_defaults(func=_migrate)
 
     query = commands.add_parser(
@@ -40,7 +40,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="output format (default: table on a terminal, csv otherwise)",
     )
     query.add_argument("-o", "--output", help="write to this file instead of stdout")
-    query.add_argument("--allow-writes", action="store_true", help="lift readonly (direct connections only)")
+    query.add_argument(
+        "--allow-writes",
+        action="store_true",
+        help="operators: skip the read-only guard and readonly=1 (direct connections only)",
+    )
     add_settings_flags(query, ClickHouseSettings)
     query.set_defaults(func=_query)
 
@@ -56,12 +60,18 @@ def _sink(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from tickpipe_clickhouse.connect import connect
-    from tickpipe_clickhouse.schema.migrations import migrate
+    from tickpipe_clickhouse.schema.migrations import embedded, migrate
+    from tickpipe_clickhouse.schema.reader import ensure_reader_user
 
-    settings = load_settings(ClickHouseSettings, flag_overrides(args))
+    settings = load_settings(MigrateSettings, flag_overrides(args))
     client = connect(settings.clickhouse_dsn.get_secret_value())
     ran = migrate(client, settings.clickhouse_database, args.raw_ttl_days or 0)
     print(f"{settings.clickhouse_database}: applied {', '.join(ran) if ran else 'nothing (up to date)'}")
+    password = settings.clickhouse_reader_password
+    if password is not None and not embedded(client):
+        user = settings.clickhouse_reader_user
+        ensure_reader_user(client, user, password.get_secret_value(), settings.clickhouse_database)
+        print(f"{settings.clickhouse_database}: read-only user {user} ready (role tickpipe_reader)")
     return 0
 
 

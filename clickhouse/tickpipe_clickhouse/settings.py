@@ -12,6 +12,13 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 
 from tickpipe.config import BaseServiceSettings
+from tickpipe_clickhouse.query.limits import (
+    DEFAULT_MAX_EXECUTION_SECONDS,
+    DEFAULT_MAX_MEMORY_BYTES,
+    DEFAULT_MAX_RESULT_BYTES,
+    DEFAULT_MAX_RESULT_ROWS,
+    QueryLimits,
+)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -24,6 +31,28 @@ class ClickHouseSettings(BaseServiceSettings):
         description="chdb://PATH (embedded, a folder) or http(s)://user:pass@host:8123/db",
     )
     clickhouse_database: str = Field("tickpipe", description="database holding tickpipe's tables")
+    # The query path's limits (tickpipe query, the sink's endpoint): set at readonly=1, so a caller
+    # cannot raise them (query/limits.py; a server's reader profile sets its own, migration 020).
+    query_max_execution_seconds: int = Field(
+        DEFAULT_MAX_EXECUTION_SECONDS, ge=1, description="query path: a query is cancelled after this long"
+    )
+    query_max_memory_bytes: int = Field(
+        DEFAULT_MAX_MEMORY_BYTES, ge=1 << 20, description="query path: memory one query may use"
+    )
+    query_max_result_rows: int = Field(
+        DEFAULT_MAX_RESULT_ROWS, ge=1, description="query path: rows in an answer"
+    )
+    query_max_result_bytes: int = Field(
+        DEFAULT_MAX_RESULT_BYTES, ge=1 << 10, description="query path: bytes in an answer"
+    )
+
+    def query_limits(self) -> QueryLimits:
+        return QueryLimits(
+            self.query_max_execution_seconds,
+            self.query_max_memory_bytes,
+            self.query_max_result_rows,
+            self.query_max_result_bytes,
+        )
 
     @field_validator("clickhouse_dsn")
     @classmethod
@@ -39,6 +68,17 @@ class ClickHouseSettings(BaseServiceSettings):
         if not _IDENTIFIER.match(value):
             raise ValueError("must be letters, digits and underscores, not starting with a digit")
         return value
+
+
+class MigrateSettings(ClickHouseSettings):
+    """`tickpipe migrate`: the schema, and on a server the read-only user (migration 020)."""
+
+    clickhouse_reader_user: str = Field(
+        "tickpipe_query", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="server: the read-only login user"
+    )
+    clickhouse_reader_password: SecretStr | None = Field(
+        None, description="server: create/update the read-only user with this password (unset = skip)"
+    )
 
 
 class SinkSettings(ClickHouseSettings):
@@ -63,6 +103,9 @@ class SinkSettings(ClickHouseSettings):
     sink_retry_max_seconds: float = Field(30.0, gt=0, description="longest back-off between write retries")
     sink_query_port: int = Field(
         0, ge=0, le=65535, description="chDB mode: loopback port of the read-only query endpoint; 0 = any"
+    )
+    sink_query_workers: int = Field(
+        4, ge=1, le=64, description="chDB mode: queries the endpoint runs at once (one chDB session each)"
     )
     raw_ttl_days: int = Field(0, ge=0, description="drop raw rows older than this many days; 0 = keep all")
 

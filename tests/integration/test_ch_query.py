@@ -12,9 +12,9 @@ import pytest
 
 from bench.sink_events import BASE_MS
 from tickpipe_cli.cli import main
-from tickpipe_clickhouse.connect import connect
-from tickpipe_clickhouse.query.client import READ_ONLY, EndpointClient, QueryFailed, run_saved
+from tickpipe_clickhouse.query.client import EndpointClient, GuardedClient, QueryFailed, run_saved
 from tickpipe_clickhouse.query.endpoint import QueryEndpoint
+from tickpipe_clickhouse.query.limits import QueryLimits, open_reader
 from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.sink.routing import COLUMNS, route
 from tickpipe_clickhouse.sink.writer import INSERT_SETTINGS
@@ -98,7 +98,7 @@ def db(clickhouse: Any, ch_database: str) -> str:
 
 @pytest.fixture
 def reader(clickhouse_dsn: str, db: str) -> Any:
-    client = connect(clickhouse_dsn, db, settings=dict(READ_ONLY))
+    client = GuardedClient(open_reader(clickhouse_dsn, db, QueryLimits()))
     yield client
     client.close()
 
@@ -220,14 +220,14 @@ def test_read_only_by_default(clickhouse: Any, clickhouse_dsn: str, db: str, cap
     for statement in (f"INSERT INTO {db}.trades (symbol) VALUES ('X')", f"DROP TABLE {db}.trades"):
         code, _, err = cli(clickhouse_dsn, db, statement, "--format", "csv", capsysbinary=capsysbinary)
         assert code == 1, err
-        assert "readonly" in err.lower(), err
+        assert "refused" in err.lower(), err
     assert clickhouse.query(f"SELECT count() FROM {db}.trades").result_rows == [(1,)]
 
 
 def test_query_endpoint_serves_live_reads_and_refuses_writes(
     clickhouse_dsn: str, db: str, reader: Any, tmp_path: Path
 ) -> None:
-    endpoint = QueryEndpoint(reader, tmp_path, db).start()
+    endpoint = QueryEndpoint([reader.client], tmp_path, db).start()
     try:
         info = json.loads((tmp_path / "tickpipe-query.json").read_text())
         assert (tmp_path / "tickpipe-query.json").stat().st_mode & 0o077 == 0, "token file readable by others"
@@ -235,7 +235,7 @@ def test_query_endpoint_serves_live_reads_and_refuses_writes(
         bars = run_saved(client, "bars", {"symbol": "MSFT"})
         assert [r[4] for r in bars.result_rows] == [400, 380]
         assert client.raw_query("SELECT 1 AS one", fmt="CSVWithNames") == b'"one"\n1\n'
-        with pytest.raises(QueryFailed, match=r"(?i)readonly"):
+        with pytest.raises(QueryFailed, match=r"refused: DROP"):
             client.raw_query(f"DROP TABLE {db}.trades")
         with pytest.raises(QueryFailed):
             EndpointClient(info["url"], "wrong-token").raw_query("SELECT 1")

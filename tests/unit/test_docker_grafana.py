@@ -43,7 +43,10 @@ def test_every_query_uses_a_provisioned_data_source(dashboard: dict[str, Any]) -
     for source in used:
         assert uids.get(source["uid"]) == source["type"], f"unprovisioned data source {source}"
     clickhouse = next(s for s in provisioned["datasources"] if s["type"] == "grafana-clickhouse-datasource")
-    assert clickhouse["secureJsonData"]["password"] == "$CLICKHOUSE_PASSWORD", "no password in the repo"
+    assert clickhouse["secureJsonData"]["password"] == "$CLICKHOUSE_READER_PASSWORD", (
+        "no password in the repo"
+    )
+    assert clickhouse["jsonData"]["username"] == "tickpipe_query", "Grafana reads as the read-only user"
 
 
 def test_dashboards_folder_is_the_one_compose_mounts() -> None:

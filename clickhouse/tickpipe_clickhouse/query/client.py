@@ -4,11 +4,14 @@ Whichever way ClickHouse is reached, the caller holds an object with clickhouse-
 `query(sql, parameters=...)` (rows) and `raw_query(sql, parameters=..., fmt=...)` (bytes): a real
 clickhouse-connect client, or `EndpointClient` when a running sink holds the chDB folder.
 Parameters use ClickHouse's `{name:Type}` placeholders and are always bound server-side.
+A direct client is a `GuardedClient`: every statement passes guard.py before it runs, on a
+session at readonly=1 under the operator's limits (limits.py). The endpoint does the same on its side.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import urllib.error
@@ -20,11 +23,14 @@ from typing import Any, Protocol
 
 from tickpipe.process import pid_alive
 from tickpipe_clickhouse.connect import Target, connect
+from tickpipe_clickhouse.query import guard
 from tickpipe_clickhouse.query.endpoint import discovery_path
+from tickpipe_clickhouse.query.limits import QueryLimits, open_reader
 from tickpipe_clickhouse.query.saved import QueryParamError, saved_query
 
-READ_ONLY = {"readonly": 2}  # reads only; 2 (not 1) still lets the driver pass its own settings
 _PLACEHOLDER = re.compile(r"\{(\w+):")
+_NUMERIC_TYPE = re.compile(r"^(Nullable\()?(U?Int\d+|Float\d+|Decimal)")
+PROBE_SECONDS = 2.0
 
 
 class QueryClient(Protocol):
@@ -61,25 +67,62 @@ class EndpointClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 (loopback)
                 return bytes(response.read())
         except urllib.error.HTTPError as exc:
-            raise QueryFailed(exc.read().decode(errors="replace")) from None
+            raise QueryFailed(exc.read().decode(errors="replace").strip()) from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise QueryFailed(f"the sink's query endpoint at {self.url} did not answer: {exc}") from None
 
     def query(self, query: str, parameters: Mapping[str, Any] | None = None) -> Rows:
         answer = json.loads(self.raw_query(query, parameters, fmt="JSONCompact"))
         names = tuple(column["name"] for column in answer["meta"])
         return Rows(names, [tuple(row) for row in answer["data"]])
 
+    def alive(self) -> bool:
+        """The endpoint answers /healthz (a discovery file can outlive its endpoint)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=PROBE_SECONDS) as response:  # noqa: S310
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
     def close(self) -> None:
         return
 
 
-def open_query_client(dsn: str, database: str, allow_writes: bool = False) -> Any:
-    """The sink's endpoint if a live sink holds this chDB folder, else a direct client."""
+class GuardedClient:
+    """A clickhouse-connect client on which only what guard.py allows runs (read-only, no files)."""
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    def query(self, query: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        canonical = guard.check(self.client, query, parameters)
+        return self.client.query(canonical, parameters=parameters or None)
+
+    def raw_query(self, query: str, parameters: Mapping[str, Any] | None = None, fmt: str = "TSV") -> bytes:
+        fmt = guard.output_format(fmt)
+        canonical = guard.check(self.client, query, parameters)
+        return bytes(self.client.raw_query(canonical, parameters=parameters or None, fmt=fmt))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_query_client(
+    dsn: str, database: str, allow_writes: bool = False, limits: QueryLimits | None = None
+) -> Any:
+    """The sink's endpoint if a live sink holds this chDB folder, else a guarded direct client.
+
+    `allow_writes` (the operator's `--allow-writes`, direct connections only) skips the guard and
+    readonly: whoever can open the folder or holds writer credentials can write anyway.
+    """
     target = Target(dsn)
     if target.embedded:
         endpoint = live_endpoint(target.folder)
-        if endpoint is not None:
+        if endpoint is not None and endpoint.alive():
             return endpoint
-    return connect(dsn, database, settings=None if allow_writes else dict(READ_ONLY))
+    if allow_writes:
+        return connect(dsn, database)
+    return GuardedClient(open_reader(dsn, database, limits or QueryLimits()))
 
 
 def live_endpoint(folder: Path) -> EndpointClient | None:
@@ -87,11 +130,12 @@ def live_endpoint(folder: Path) -> EndpointClient | None:
     path = discovery_path(folder)
     try:
         info = json.loads(path.read_text())
-    except (OSError, ValueError):
+        pid, url, token = int(info.get("pid", 0)), str(info["url"]), str(info["token"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if not pid_alive(int(info.get("pid", 0))) or int(info["pid"]) == os.getpid():
+    if not pid_alive(pid) or pid == os.getpid():
         return None  # a sink that died without cleaning up, or ourselves
-    return EndpointClient(str(info["url"]), str(info["token"]))
+    return EndpointClient(url, token)
 
 
 def check_params(sql: str, params: Mapping[str, str]) -> None:
@@ -128,20 +172,62 @@ def run_saved(client: QueryClient, name: str, params: Mapping[str, str] | None =
     return run_rows(client, saved.sql, saved.bind(params or {}))
 
 
-def render_table(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """An aligned text table: numbers right-aligned, everything else left-aligned."""
+def run_table(client: QueryClient, sql: str, params: Mapping[str, str] | None = None) -> str:
+    """The answer as an aligned text table, from ClickHouse's own text for each value.
+
+    Nothing is rebuilt as a Python object on the way (a DateTime64 past year 9999 cannot fail to
+    convert; nan and inf stay nan and inf), and the column types decide the alignment.
+    """
+    lines = run_raw(client, sql, params, "TSVWithNamesAndTypes").decode(errors="replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if len(lines) < 2:
+        raise QueryFailed("ClickHouse answered without the column names and types")
+    names = [_tsv_value(n) or "" for n in lines[0].split("\t")]
+    numeric = [bool(_NUMERIC_TYPE.match(_tsv_value(t) or "")) for t in lines[1].split("\t")]
+    rows = [tuple(_tsv_value(v) for v in line.split("\t")) for line in lines[2:]]
+    return render_table(names, rows, numeric)
+
+
+def _tsv_value(field: str) -> str | None:
+    """One TabSeparated field: `\\N` is NULL, backslash escapes undone."""
+    if field == "\\N":
+        return None
+    return _TSV_ESCAPE.sub(lambda m: _TSV_CHARS.get(m.group(1), m.group(1)), field)
+
+
+_TSV_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
+_TSV_CHARS = {"b": "\b", "f": "\f", "r": "\r", "n": "\n", "t": "\t", "0": "\0", "a": "\a", "v": "\v"}
+
+
+def render_table(
+    names: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[bool] | None = None
+) -> str:
+    """An aligned text table: numbers right-aligned, everything else left-aligned.
+
+    Control characters (ANSI escapes, NUL, newlines) are shown escaped (`\\x1b`), never raw.
+    """
     cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    numeric = [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(names))]
+    heads = [printable(str(n)) for n in names]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(heads)]
+    if numeric is None:
+        numeric = [all(_is_number(row[i]) for row in rows) and bool(rows) for i in range(len(names))]
 
     def line(values: Sequence[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
         return "  ".join(parts).rstrip()
 
-    out = [line(list(names)), line(["-" * w for w in widths])]
+    out = [line(heads), line(["-" * w for w in widths])]
     out += [line(r) for r in cells]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out) + "\n"
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character as its Python escape (ESC -> \\x1b, NUL -> \\x00)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _is_number(value: Any) -> bool:
@@ -149,8 +235,13 @@ def _is_number(value: Any) -> bool:
 
 
 def _cell(value: Any) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, float):
-        return f"{value:.10g}"
-    return str(value)
+    try:
+        if value is None:
+            return "NULL"
+        if isinstance(value, float):
+            return f"{value:.10g}" if math.isfinite(value) else str(value)
+        if isinstance(value, list | dict):
+            return printable(json.dumps(value, ensure_ascii=False, default=str))
+        return printable(str(value))
+    except Exception:  # a value whose str() fails still gets a cell
+        return printable(f"<{type(value).__name__}>")

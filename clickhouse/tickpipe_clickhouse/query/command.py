@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from tickpipe_clickhouse.query.client import QueryFailed, open_query_client, render_table, run_raw, run_rows
+from tickpipe_clickhouse.query.client import QueryFailed, open_query_client, run_raw, run_table
+from tickpipe_clickhouse.query.guard import QueryRefused
 from tickpipe_clickhouse.query.saved import QueryParamError, saved_queries, saved_query
 from tickpipe_clickhouse.settings import ClickHouseSettings
 
@@ -55,17 +56,22 @@ def run_query_command(args: argparse.Namespace, settings: ClickHouseSettings) ->
     if fmt == "parquet" and out.isatty():
         raise QueryUsageError("Parquet is binary: give -o FILE or redirect stdout")
     client = open_query_client(
-        settings.clickhouse_dsn.get_secret_value(), settings.clickhouse_database, args.allow_writes
+        settings.clickhouse_dsn.get_secret_value(),
+        settings.clickhouse_database,
+        args.allow_writes,
+        settings.query_limits(),
     )
     try:
         if fmt == "table":
-            result = run_rows(client, sql, params)
-            out.write(render_table(result.column_names, result.result_rows).encode())
+            out.write(run_table(client, sql, params).encode())
         else:
             out.write(run_raw(client, sql, params, FORMATS[fmt]))
         out.flush()
     except QueryParamError as exc:
         raise QueryUsageError(str(exc)) from None
+    except QueryRefused as exc:
+        print(f"tickpipe query: refused: {exc}", file=sys.stderr)
+        return 1
     except QueryFailed as exc:
         print(f"tickpipe query: {exc}", file=sys.stderr)
         return 1

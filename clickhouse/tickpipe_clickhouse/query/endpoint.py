@@ -1,11 +1,18 @@
 """Live queries on the embedded engine: the sink serves them, because it holds the chDB folder.
 
-chDB lets one process open a data folder. While `tickpipe sink` runs on `chdb://PATH` it opens a
-second, read-only (readonly=2) client on the same engine and serves it on loopback:
-`POST /query` with `{"sql", "params", "format"}` answers the ClickHouse output bytes. It advertises
-itself in `PATH/tickpipe-query.json` (url, pid, a random token, database; mode 0600, removed on
-exit). `tickpipe query` reads that file and asks the sink; with no live sink it opens the folder
-itself. Parameters are bound by ClickHouse on the sink side, exactly as over HTTP.
+chDB lets one process open a data folder. While `tickpipe sink` runs on `chdb://PATH` it opens
+reader sessions on the same engine (readonly=1 under the operator's limits, limits.py) and serves
+them on loopback: `POST /query` with `{"sql", "params", "format"}` answers the ClickHouse output
+bytes. It advertises itself in `PATH/tickpipe-query.json` (url, pid, a random token, database;
+mode 0600, removed on exit). `tickpipe query` reads that file and asks the sink; with no live sink
+it opens the folder itself. Parameters are bound by ClickHouse on the sink side, exactly as over HTTP.
+
+What the endpoint enforces (docs/security.md): the bearer token (compared as bytes, in constant
+time); a JSON body of at most 1 MiB with a sane Content-Length; every statement through guard.py;
+the format from guard.OUTPUT_FORMATS (never spliced from the request); up to `workers` queries at
+once, each on its own chDB session, so a slow one does not hold up the rest; a client that goes
+away, or a query running past the limit, has its query killed by id (a marker comment
+`/* tickpipe-query <id> */` that KILL QUERY matches); bounded connection threads and socket timeouts.
 """
 
 from __future__ import annotations
@@ -15,33 +22,104 @@ import hmac
 import json
 import logging
 import os
+import queue
 import secrets
+import select
+import socket
 import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tickpipe_clickhouse.query import guard
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_FILE = "tickpipe-query.json"
 MAX_BODY = 1 << 20
+MAX_CONNECTIONS = 32
+SOCKET_TIMEOUT = 30.0
+WAIT_FOR_READER = 10.0  # a request waits this long for a free session, then gets 503
+POLL = 0.1
 
 
 def discovery_path(folder: Path) -> Path:
     return folder / DISCOVERY_FILE
 
 
-class QueryEndpoint:
-    """Serves read-only SQL from `client` on 127.0.0.1:`port` and advertises it in `folder`."""
+class Busy(RuntimeError):
+    """Every reader session is taken."""
 
-    def __init__(self, client: Any, folder: Path, database: str, port: int = 0):
-        self.client = client
+
+class ClientGone(RuntimeError):
+    """The caller closed the connection while its query ran (the query was killed)."""
+
+
+class TimedOut(RuntimeError):
+    """The query ran past the limit and was killed."""
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """At most MAX_CONNECTIONS handler threads; a connection over that is closed at once."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class QueryEndpoint:
+    """Serves guarded read-only SQL from `readers` on 127.0.0.1:`port`, advertised in `folder`.
+
+    `readers` are reader sessions (limits.open_reader), one query at a time each; `control` is one
+    more, used only to KILL a query whose caller went away. `max_seconds` is the limit the
+    sessions run under: a query still running a few seconds past it is killed from here.
+    """
+
+    def __init__(
+        self,
+        readers: Sequence[Any],
+        folder: Path,
+        database: str,
+        port: int = 0,
+        control: Any | None = None,
+        max_seconds: float = 60.0,
+    ):
+        if not readers:
+            raise ValueError("the query endpoint needs at least one reader session")
         self.folder = folder
         self.database = database
         self.token = secrets.token_hex(16)
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
-        self._server.daemon_threads = True
+        self.max_seconds = max_seconds
+        self._readers: queue.Queue[Any] = queue.Queue()
+        for reader in readers:
+            self._readers.put(reader)
+        self._all = list(readers)
+        self._control = control if control is not None else readers[0]
+        self._control_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="query")
+        self._server = _BoundedServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="query-endpoint", daemon=True)
 
     @property
@@ -65,15 +143,61 @@ class QueryEndpoint:
             discovery_path(self.folder).unlink()
         self._server.shutdown()
         self._server.server_close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def run(self, sql: str, params: dict[str, str], fmt: str) -> bytes:
-        with self._lock:
-            return bytes(self.client.raw_query(sql, parameters=params or None, fmt=fmt))
+    def close_readers(self) -> None:
+        for reader in {id(r): r for r in [*self._all, self._control]}.values():
+            with contextlib.suppress(Exception):
+                reader.close()
+
+    def authorized(self, header: str) -> bool:
+        supplied = header.removeprefix("Bearer ").strip().encode("utf-8", "replace")
+        return hmac.compare_digest(supplied, self.token.encode())
+
+    def run(
+        self, sql: str, params: dict[str, Any], fmt: str, gone: Callable[[], bool] = lambda: False
+    ) -> bytes:
+        """Guard, then run on a free reader session; kill it if `gone()` turns true or time runs out."""
+        fmt = guard.output_format(fmt)
+        try:
+            reader = self._readers.get(timeout=WAIT_FOR_READER)
+        except queue.Empty:
+            raise Busy(f"all {len(self._all)} query sessions are busy; try again") from None
+        request_id = uuid.uuid4().hex
+        try:
+            canonical = guard.check(reader, sql, params)
+            marked = f"/* tickpipe-query {request_id} */ {canonical}"
+            future: Future[Any] = self._pool.submit(
+                reader.raw_query, marked, parameters=params or None, fmt=fmt
+            )
+            deadline = time.monotonic() + self.max_seconds + 5
+            while True:
+                try:
+                    return bytes(future.result(timeout=POLL))
+                except TimeoutError:
+                    pass
+                if gone():
+                    self._kill(request_id, future)
+                    raise ClientGone("the caller went away; its query was killed")
+                if time.monotonic() > deadline:
+                    self._kill(request_id, future)
+                    raise TimedOut(f"the query ran past {self.max_seconds:g} s and was killed")
+        finally:
+            self._readers.put(reader)
+
+    def _kill(self, request_id: str, future: Future[Any]) -> None:
+        with self._control_lock, contextlib.suppress(Exception):
+            self._control.command(f"KILL QUERY WHERE query LIKE '/* tickpipe-query {request_id} */%' ASYNC")
+        with contextlib.suppress(Exception):
+            future.result(timeout=30)  # the session is free again only once its query has ended
+        log.info("query killed", extra={"fields": {"request": request_id}})
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = SOCKET_TIMEOUT
+
             def do_GET(self) -> None:
                 if self.path.startswith("/healthz"):
                     self._send(200, b'{"ok": true}')
@@ -81,30 +205,72 @@ class QueryEndpoint:
                     self._send(404, b"not found\n")
 
             def do_POST(self) -> None:
-                supplied = self.headers.get("Authorization", "").removeprefix("Bearer ")
-                if not hmac.compare_digest(supplied, outer.token):
+                if not outer.authorized(self.headers.get("Authorization", "")):
                     self._send(401, b"bad or missing token\n")
                     return
-                length = int(self.headers.get("Content-Length") or 0)
-                if self.path != "/query" or length > MAX_BODY:
-                    self._send(400, b"POST /query with a JSON body under 1 MiB\n")
+                if self.path != "/query":
+                    self._send(404, b"POST /query\n")
                     return
                 try:
-                    request = json.loads(self.rfile.read(length))
-                    params = dict(request.get("params") or {})
-                    body = outer.run(str(request["sql"]), params, str(request["format"]))
+                    length = int(self.headers.get("Content-Length") or "")
+                except ValueError:
+                    self._send(411, b"a Content-Length is required\n")
+                    return
+                if not 0 < length <= MAX_BODY:
+                    self._send(
+                        413 if length > MAX_BODY else 400, b"POST /query with a JSON body of 1 B to 1 MiB\n"
+                    )
+                    return
+                try:
+                    sql, params, fmt = _parse(self.rfile.read(length))
+                except (ValueError, TypeError, KeyError) as exc:
+                    self._send(400, f"bad request: {exc}\n".encode())
+                    return
+                try:
+                    body = outer.run(sql, params, fmt, self._gone)
+                except guard.QueryRefused as exc:
+                    self._send(400, f"refused: {exc}\n".encode())
+                    return
+                except Busy as exc:
+                    self._send(503, f"{exc}\n".encode())
+                    return
+                except TimedOut as exc:
+                    self._send(504, f"{exc}\n".encode())
+                    return
+                except ClientGone:
+                    self.close_connection = True
+                    return
                 except Exception as exc:  # the caller gets ClickHouse's words, the sink keeps running
                     self._send(400, f"{type(exc).__name__}: {exc}".encode())
                     return
                 self._send(200, body)
 
+            def _gone(self) -> bool:
+                """The caller closed its end (readable with nothing to read)."""
+                try:
+                    readable, _, _ = select.select([self.connection], [], [], 0)
+                    return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+                except (OSError, ValueError):
+                    return True
+
             def _send(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(OSError):
+                    self.send_response(status)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
                 return
 
         return Handler
+
+
+def _parse(raw: bytes) -> tuple[str, dict[str, Any], str]:
+    request = json.loads(raw)
+    if not isinstance(request, dict):
+        raise ValueError("the body must be a JSON object")
+    sql, params, fmt = request["sql"], request.get("params") or {}, request.get("format", "TSV")
+    if not isinstance(sql, str) or not isinstance(fmt, str) or not isinstance(params, dict):
+        raise TypeError("sql and format are strings, params an object")
+    return sql, {str(k): v for k, v in params.items()}, fmt  # values are bound, never pasted

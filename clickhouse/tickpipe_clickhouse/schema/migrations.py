@@ -4,6 +4,8 @@ Each file is a list of statements separated by `;` at the end of a line, with `{
 the target database. Every statement is idempotent (IF NOT EXISTS), so a migration cut short by a
 crash simply runs again. `schema_migrations` records what ran, with a checksum so an edited,
 already-applied file is reported instead of silently ignored. The sink runs this at start too.
+A file whose first line starts with `-- server-only` (access management: roles, users, profiles)
+is recorded but not run on the embedded engine, which has no users.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def server_only(self) -> bool:
+        return self.sql.startswith("-- server-only")
 
     @property
     def checksum(self) -> str:
@@ -91,8 +97,11 @@ def migrate(client: Any, database: str, raw_ttl_days: int = 0) -> list[str]:
                     extra={"fields": {"database": database}},
                 )
             continue
-        for statement in migration.statements(database):
-            client.command(statement)
+        if migration.server_only and embedded(client):
+            log.info("migration %s is for servers: nothing to do on chDB", migration.name)
+        else:
+            for statement in migration.statements(database):
+                client.command(statement)
         client.insert(
             f"`{database}`.schema_migrations",
             [[migration.version, migration.name, migration.checksum]],
@@ -102,6 +111,11 @@ def migrate(client: Any, database: str, raw_ttl_days: int = 0) -> list[str]:
         ran.append(migration.name)
     apply_raw_ttl(client, database, raw_ttl_days)
     return ran
+
+
+def embedded(client: Any) -> bool:
+    """The client runs on chDB in this process (clickhouse-connect's chdb:// interface)."""
+    return str(getattr(client, "uri", "")).lower().startswith("chdb://")
 
 
 def apply_raw_ttl(client: Any, database: str, days: int) -> None:

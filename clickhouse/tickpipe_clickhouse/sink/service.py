@@ -11,8 +11,8 @@ from types import FrameType
 from tickpipe.kafka import ensure_topics
 from tickpipe.metrics import MetricsServer
 from tickpipe_clickhouse.connect import Target, connect
-from tickpipe_clickhouse.query.client import READ_ONLY
 from tickpipe_clickhouse.query.endpoint import QueryEndpoint
+from tickpipe_clickhouse.query.limits import open_reader
 from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.settings import SinkSettings
 from tickpipe_clickhouse.sink.batching import Batcher
@@ -100,14 +100,24 @@ def run_sink(settings: SinkSettings) -> int:
     server = MetricsServer(metrics.registry, sink.health, port=settings.metrics_port).start()
     endpoint = None
     if target.embedded:
-        reader = connect(dsn, database, settings=dict(READ_ONLY))
-        endpoint = QueryEndpoint(reader, target.folder, database, settings.sink_query_port).start()
+        # One chDB session per concurrent query (a session runs one at a time), one more for KILL.
+        limits = settings.query_limits()
+        readers = [open_reader(dsn, database, limits) for _ in range(settings.sink_query_workers + 1)]
+        endpoint = QueryEndpoint(
+            readers[1:],
+            target.folder,
+            database,
+            settings.sink_query_port,
+            control=readers[0],
+            max_seconds=limits.max_execution_seconds,
+        ).start()
     _quiet_garbage_collector()
     try:
         sink.run()
     finally:
         if endpoint is not None:
             endpoint.stop()
+            endpoint.close_readers()
         server.stop()
         client.close()
     log.info("sink stopped")
