@@ -7,9 +7,20 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TOOLS  ?= .tools
 
-.PHONY: setup tools bench-tools lock demo test lint unit integration clean
+.PHONY: setup browser tools bench-tools lock demo test lint unit integration clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed browser
+
+# The console's browser test (tests/integration/test_web_browser.py) drives Debian's headless
+# Chromium through Playwright; Playwright's own browser download is never used.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+		else \
+			echo "the browser test needs Debian's Chromium: sudo apt-get install -y chromium chromium-driver"; \
+		fi; \
+	fi
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -26,6 +26,7 @@ SCENARIOS: dict[str, str] = {
     "queries": "bench.queries",
     "research": "bench.research",  # bars(), the as-of join and the Parquet export to S3
     "e2e": "bench.e2e",  # the whole pipeline: sustained rate, latency, RSS, CPU
+    "web": "bench.web",  # the live console: event -> websocket bar update, 100 clients, its CPU
     "image-deps": "bench.image_deps",  # the images' Python environment, installed from the lock
     "cdk-synth": "bench.cdk_synth",  # offline synthesis of the CDK app
 }

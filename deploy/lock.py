@@ -23,8 +23,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "deploy" / "locks"
 PROJECT = "tickpipe"
-# image -> the pyproject extra it installs (the sink image is built from clickhouse/Dockerfile).
-IMAGES = {"producer": "producer", "processor": "processor", "sink": "sink", "simulator": "simulator"}
+# image -> the pyproject extra it installs (the sink image is built from clickhouse/Dockerfile, the
+# console's from deploy/web/Dockerfile).
+IMAGES = {
+    "producer": "producer",
+    "processor": "processor",
+    "sink": "sink",
+    "simulator": "simulator",
+    "web": "web",
+}
 
 
 def lock_path(image: str) -> Path:

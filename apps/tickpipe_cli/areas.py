@@ -40,8 +40,11 @@ _SERVICES: tuple[Area, ...] = (
     Area("tickpipe_processor.cli", ("processor",), "processor", ("boto3", "msgspec", "yaml")),
     Area("tickpipe_clickhouse.cli", ("sink", "migrate", "query"), "sink", ("clickhouse_connect",)),
 )
-# The demo runs every service on this machine, on embedded chDB, and draws a chart.
-_DEMO = {"chdb", "matplotlib", "moto"}
+# The live console: aiohttp serves it; it reads ClickHouse through the query path (clickhouse_connect).
+_WEB = ("aiohttp", "clickhouse_connect")
+# The demo runs every service and the console on this machine, on embedded chDB, draws a chart and
+# redraws its terminal display with rich.
+_DEMO = {"chdb", "matplotlib", "moto", "rich", *_WEB}
 _EVERYTHING = tuple(sorted({name for area in _SERVICES for name in area.needs} | _DEMO))
 
 # Notebooks and the Parquet cold tier: the research API's frames and `tickpipe export` (S3 via boto3).
@@ -51,6 +54,7 @@ AREAS: tuple[Area, ...] = (
     Area("tickpipe_local.cli", ("local",), "local", ("boto3", "moto", *_SIMULATOR)),
     *_SERVICES,
     Area("tickpipe_research.cli", ("export",), "research", _RESEARCH),
+    Area("tickpipe_web.cli", ("web",), "web", _WEB),
     Area("tickpipe_demo.cli", ("demo", "report"), "demo", _EVERYTHING),
 )
 

@@ -1,5 +1,6 @@
 """`tickpipe demo`: the local stack, migrations, then producer, processor and sink as separate
-processes exactly as in production, with live progress, until Ctrl-C or `--duration`.
+processes exactly as in production, and the live web console (`tickpipe web`, its URL printed),
+with live progress, until Ctrl-C or `--duration`.
 
 Stopping is ordered so that nothing in flight is lost and the final counts agree stage by stage:
 the simulator stops emitting, the producer drains what it read, then the processor and the sink
@@ -16,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from tickpipe.kafka import ensure_topics
 from tickpipe.paths import home
 from tickpipe.process import free_port
 from tickpipe_demo.monitor import KafkaWatcher, scrape, total
-from tickpipe_demo.progress import Snapshot, render, snapshot
+from tickpipe_demo.progress import Snapshot, render, render_rich, snapshot
 from tickpipe_demo.services import ServiceProcess, wait_until
 from tickpipe_demo.simulator_control import events_sent, quiesce, simulator_stats
 from tickpipe_local import stack
@@ -78,6 +80,7 @@ def _run_services(options: DemoOptions, settings: dict[str, str]) -> int:
     }
     codes: dict[str, int | None] = {}
     final: Snapshot | None = None
+    console = _web_console(env, services, logs)
     try:
         if not _migrate(env, logs):
             return 1
@@ -85,13 +88,16 @@ def _run_services(options: DemoOptions, settings: dict[str, str]) -> int:
             service.start()
         if not _wait_healthy(services, stop):
             return 1
-        _print_banner(settings, options, services)
+        console.start()
+        web_up = wait_until(lambda: stop.is_set() or not console.running() or _answers(console), 30)
+        _print_banner(settings, options, services, console if web_up and console.running() else None)
         _watch(services, env, options, stop)
         codes, final = _stop_in_order(services, env, options)
     finally:
         for service in services.values():
             if service.running():
                 codes[service.name] = service.stop(10)
+        console.stop(10)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     summary = _final_summary(options, env, codes, final)
@@ -103,6 +109,29 @@ def _run_services(options: DemoOptions, settings: dict[str, str]) -> int:
         print_report(env["CLICKHOUSE_DSN"])
     print(f"summary: {summary_path()}")
     return 0 if codes and all(code == 0 for code in codes.values()) else 1
+
+
+def _web_console(env: dict[str, str], services: dict[str, ServiceProcess], logs: Path) -> ServiceProcess:
+    """`tickpipe web` on a free loopback port, reading the three services' metrics."""
+    web_env = {
+        **env,
+        "WEB_HOST": "127.0.0.1",
+        "WEB_PORT": str(free_port()),
+        **{f"WEB_{name.upper()}_METRICS": service.metrics_url for name, service in services.items()},
+    }
+    return ServiceProcess("web", ["web"], web_env, logs / "web.log", 0)
+
+
+def _web_url(console: ServiceProcess) -> str:
+    return f"http://127.0.0.1:{console.env['WEB_PORT']}/"
+
+
+def _answers(console: ServiceProcess) -> bool:
+    try:
+        with urllib.request.urlopen(_web_url(console) + "healthz", timeout=1):  # noqa: S310 - loopback
+            return True
+    except OSError:
+        return False
 
 
 def _service_env(settings: dict[str, str], options: DemoOptions) -> dict[str, str]:
@@ -149,13 +178,19 @@ def _wait_healthy(services: dict[str, ServiceProcess], stop: threading.Event) ->
 
 
 def _print_banner(
-    settings: dict[str, str], options: DemoOptions, services: dict[str, ServiceProcess]
+    settings: dict[str, str],
+    options: DemoOptions,
+    services: dict[str, ServiceProcess],
+    console: ServiceProcess | None,
 ) -> None:
     feed = "the live Polygon feed" if options.live else f"the simulator at {settings.get('POLYGON_FEED')}"
     ports = ", ".join(f"{name} :{service.metrics_port}" for name, service in services.items())
     lines = [
         f"tickpipe demo: {feed} -> Kafka -> processor -> Kafka -> ClickHouse ({settings['CLICKHOUSE_DSN']})",
         f"logs: {home() / 'logs'}   metrics and /healthz: {ports}",
+        f"live console: {_web_url(console)}"
+        if console
+        else f"live console did not start: see {home() / 'logs' / 'web.log'}",
         "query from another terminal:",
         '    .venv/bin/tickpipe query "SELECT symbol, count() FROM trades GROUP BY symbol ORDER BY 2 DESC"',
         f"change the symbols (the producer follows within {options.poll_seconds:.0f} s, no restart):",
@@ -177,7 +212,12 @@ def _watch(
     deadline = time.monotonic() + options.duration if options.duration else None
     before: Snapshot | None = None
     last_print = 0.0
-    drawn = 0
+    live = None
+    if options.interactive:
+        from rich.live import Live
+
+        live = Live(auto_refresh=False, transient=False)
+        live.start()
     try:
         while not stop.wait(1.0):
             if deadline and time.monotonic() >= deadline:
@@ -195,18 +235,16 @@ def _watch(
             )
             now.raw_lag = _safe(lambda: watcher.lag(PROCESSOR_GROUP, [env["RAW_TOPIC"]]))
             now.filtered_lag = _safe(lambda: watcher.lag(SINK_GROUP, [env["FILTERED_TOPIC"]]))
-            if options.interactive:
-                text = render(
-                    now, before, queryable_rows(env["CLICKHOUSE_DSN"]), latest_prices(env["CLICKHOUSE_DSN"])
-                )
-                sys.stdout.write(("\x1b[F\x1b[2K" * drawn) + text + "\n")
-                sys.stdout.flush()
-                drawn = text.count("\n") + 1
+            if live is not None:
+                dsn = env["CLICKHOUSE_DSN"]
+                live.update(render_rich(now, before, queryable_rows(dsn), latest_prices(dsn)), refresh=True)
             elif time.monotonic() - last_print >= 5:
                 print(render(now, before, queryable_rows(env["CLICKHOUSE_DSN"]), []), flush=True)
                 last_print = time.monotonic()
             before = now
     finally:
+        if live is not None:
+            live.stop()
         watcher.close()
 
 

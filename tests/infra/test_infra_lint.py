@@ -14,7 +14,10 @@ from pathlib import Path
 from tests.infra.conftest import Synth
 from tests.infra.tools import ROOT, find_tool
 
-DOCKERFILES = ["producer/Dockerfile", "processor/Dockerfile", "clickhouse/Dockerfile", "simulator/Dockerfile"]
+DOCKERFILES = [
+    "producer/Dockerfile", "processor/Dockerfile", "clickhouse/Dockerfile", "simulator/Dockerfile",
+    "deploy/web/Dockerfile",
+]  # fmt: skip
 
 
 def _run(command: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:

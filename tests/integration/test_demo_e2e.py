@@ -68,6 +68,7 @@ def test_demo_headless_counts_agree_stage_by_stage_with_the_ground_truth(tmp_pat
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "stopped: producer (exit 0), processor (exit 0), sink (exit 0)" in output
+    assert "live console: http://127.0.0.1:" in output, "the demo starts `tickpipe web` and prints its URL"
     summary: dict[str, Any] = json.loads((home / "demo-summary.json").read_text())
 
     sent = summary["simulator_sent"]

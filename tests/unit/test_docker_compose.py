@@ -129,6 +129,18 @@ def test_services_get_the_configuration_contract(compose: dict[str, Any]) -> Non
     assert services["sink"]["environment"]["CLICKHOUSE_DSN"].startswith("http://tickpipe:")
 
 
+def test_the_console_is_on_loopback_with_a_token_and_reads_every_stage(compose: dict[str, Any]) -> None:
+    web = compose["services"]["web"]
+    assert web["ports"] == ["127.0.0.1:8080:8080"]
+    assert web["build"]["dockerfile"] == "deploy/web/Dockerfile"
+    env = web["environment"]
+    default_token = env["WEB_TOKEN"].removeprefix("${WEB_TOKEN:-").removesuffix("}")
+    assert len(default_token) >= 16, "the console refuses a shorter token"
+    assert env["CLICKHOUSE_DSN"].startswith("http://tickpipe:")
+    for name, port in SERVICE_PORTS.items():
+        assert env[f"WEB_{name.upper()}_METRICS"] == f"http://{name}:{port}/metrics"
+
+
 def test_simulator_is_the_default_feed_and_accepts_the_default_key(compose: dict[str, Any]) -> None:
     services = compose["services"]
     producer = services["producer"]["environment"]

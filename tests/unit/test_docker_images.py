@@ -24,6 +24,7 @@ IMAGES = {
     "processor/Dockerfile": ("processor", 9102),
     "clickhouse/Dockerfile": ("sink", 9103),
     "simulator/Dockerfile": ("simulate", 8765),
+    "deploy/web/Dockerfile": ("web", 8080),
 }
 # Dockerfile -> the image's name, its lock (deploy/locks/<name>.txt) and its pyproject extra.
 IMAGE_NAMES = {
@@ -31,6 +32,7 @@ IMAGE_NAMES = {
     "processor/Dockerfile": "processor",
     "clickhouse/Dockerfile": "sink",
     "simulator/Dockerfile": "simulator",
+    "deploy/web/Dockerfile": "web",
 }
 
 

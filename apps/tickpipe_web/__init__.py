@@ -1,0 +1,1 @@
+"""`tickpipe web`: the live console (candles, prices, pipeline health, read-only SQL) and `/ws`."""
