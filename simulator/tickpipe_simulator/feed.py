@@ -19,8 +19,9 @@ from pathlib import Path
 from tickpipe_simulator.bars import BarHistory
 from tickpipe_simulator.events import Tick, event_symbol, event_time, second_ticks
 from tickpipe_simulator.hub import Hub
-from tickpipe_simulator.market import Market
+from tickpipe_simulator.market import Market, SecondData
 from tickpipe_simulator.recording import read_recording
+from tickpipe_simulator.tick_history import TickHistory
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,18 @@ class Batch:
     done: Callable[[], None] | None = None  # runs once the batch's time has come (e.g. REST history)
 
 
-def generated_batches(market: Market, history: BarHistory | None) -> Iterator[Batch]:
+def generated_batches(
+    market: Market, history: BarHistory | None, ticks: TickHistory | None = None
+) -> Iterator[Batch]:
     while (data := market.next_second()) is not None:
-        done = None if history is None else partial(history.add, data.second_agg)
+        done = None if history is None else partial(_remember, history, ticks, data)
         yield Batch(data.index + 1.0, partial(second_ticks, market, data), done)
+
+
+def _remember(history: BarHistory, ticks: TickHistory | None, data: SecondData) -> None:
+    history.add(data.second_agg)
+    if ticks is not None:
+        ticks.add(data)
 
 
 def replay_batches(path: Path) -> Iterator[Batch]:
