@@ -39,6 +39,12 @@ _SERVICES: tuple[Area, ...] = (
     Area("tickpipe_producer.cli", ("producer", "subscriptions"), "producer", _PRODUCER),
     Area("tickpipe_processor.cli", ("processor",), "processor", ("boto3", "msgspec", "yaml")),
     Area("tickpipe_clickhouse.cli", ("sink", "migrate", "query"), "sink", ("clickhouse_connect",)),
+    Area(
+        "tickpipe_history.cli",
+        ("backfill",),
+        "history",
+        ("boto3", "clickhouse_connect", "msgspec", "polygon", "tqdm"),
+    ),
 )
 # The demo runs every service on this machine, on embedded chDB, and draws a chart.
 _DEMO = {"chdb", "matplotlib", "moto"}

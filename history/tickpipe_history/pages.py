@@ -1,0 +1,291 @@
+"""REST pages: validated in one msgspec decode, then turned into rows of tickpipe's tables.
+
+A page either decodes whole (every row has its fields with the right types and bounds) or is
+`Invalid` with a reason naming the first bad field; an invalid page goes to the DLQ whole (its
+rows cannot be trusted one by one), and its `next_url`, when the JSON still parses, lets the rest
+of the range go on.
+
+Rows come out with the column names of the live tables (001_raw_tables.sql; the same fields the
+sink inserts), REST's nanosecond times as the tables' milliseconds, and `received_ns` the time the
+page arrived. Each row also has an identity, the key that says "this event is already stored":
+aggregates by (ev, start), trades by (time, sequence, exchange, id), quotes by (time, sequence).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import msgspec
+import orjson
+from msgspec import Meta, Struct
+
+NonNegative = Annotated[float, Meta(ge=0)]
+Count = Annotated[int, Meta(ge=0)]
+Nanos = Annotated[int, Meta(gt=0)]
+NS_PER_MS = 1_000_000
+
+
+class Invalid(Exception):
+    def __init__(self, reason: str, detail: str, next_url: str | None = None):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.next_url = next_url
+
+
+# --- what REST sends ---------------------------------------------------------------------------
+
+
+class AggBar(Struct, gc=False):
+    t: Count
+    o: NonNegative
+    h: NonNegative
+    l: NonNegative  # noqa: E741  (Polygon's name)
+    c: NonNegative
+    v: NonNegative
+    vw: NonNegative | None = None
+    n: Count | None = None
+    otc: bool | None = None
+
+
+class GroupedBar(AggBar, gc=False):
+    T: str = ""
+
+
+class RestTrade(Struct, gc=False):
+    sip_timestamp: Nanos
+    price: NonNegative
+    size: NonNegative
+    exchange: Count
+    sequence_number: Count
+    id: str = ""
+    tape: Count | None = None
+    conditions: list[Count] | None = None
+
+
+class RestQuote(Struct, gc=False):
+    sip_timestamp: Nanos
+    sequence_number: Count
+    bid_price: NonNegative = 0.0
+    bid_size: NonNegative = 0.0
+    bid_exchange: Count = 0
+    ask_price: NonNegative = 0.0
+    ask_size: NonNegative = 0.0
+    ask_exchange: Count = 0
+    conditions: list[Count] | None = None
+    tape: Count | None = None
+
+
+class UpdateRule(Struct):
+    updates_high_low: bool = False
+    updates_open_close: bool = False
+    updates_volume: bool = False
+
+
+class UpdateRules(Struct):
+    consolidated: UpdateRule = msgspec.field(default_factory=UpdateRule)
+
+
+class SipMapping(Struct):
+    CTA: str = ""
+    UTP: str = ""
+
+
+class RestCondition(Struct):
+    id: Count
+    name: str
+    type: str = ""
+    legacy: bool = False
+    data_types: list[str] = msgspec.field(default_factory=list)
+    sip_mapping: SipMapping = msgspec.field(default_factory=SipMapping)
+    update_rules: UpdateRules = msgspec.field(default_factory=UpdateRules)
+
+
+class RestTicker(Struct):
+    ticker: Annotated[str, Meta(min_length=1)]
+    last_updated_utc: str
+    name: str = ""
+    market: str = ""
+    locale: str = ""
+    type: str = ""
+    active: bool = True
+    primary_exchange: str = ""
+    currency_name: str = ""
+    cik: str = ""
+    composite_figi: str = ""
+    share_class_figi: str = ""
+    delisted_utc: str | None = None
+
+
+class _Page(Struct):
+    status: str = "OK"
+    next_url: str | None = None
+
+
+def _page_type(row: type[Any]) -> type[Any]:
+    return msgspec.defstruct(f"{row.__name__}Page", [("results", list[row], [])], bases=(_Page,))
+
+
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    row: msgspec.json.Decoder(_page_type(row))
+    for row in (AggBar, GroupedBar, RestTrade, RestQuote, RestCondition, RestTicker)
+}
+
+
+def decode(body: bytes, row: type[Any]) -> tuple[list[Any], str | None]:
+    """(rows, next_url) of a page, or `Invalid` with the reason and, if it can be found, next_url."""
+    try:
+        page = _DECODERS[row].decode(body)
+    except msgspec.ValidationError as exc:
+        raise Invalid("invalid_row", str(exc)[:400], _next_url_of(body)) from None
+    except msgspec.DecodeError as exc:
+        raise Invalid("not_json", str(exc)[:400]) from None
+    if page.status not in ("OK", "DELAYED"):
+        raise Invalid("status_not_ok", f"status {page.status!r}", page.next_url)
+    return list(page.results), page.next_url
+
+
+def _next_url_of(body: bytes) -> str | None:
+    try:
+        decoded = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    value = decoded.get("next_url") if isinstance(decoded, dict) else None
+    return value if isinstance(value, str) else None
+
+
+# --- what the live tables take ------------------------------------------------------------------
+
+
+class AggregateRow(Struct, gc=False):
+    ev: str
+    symbol: str
+    start_ms: int
+    end_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    vwap: float
+    avg_size: float
+    otc: bool
+    received_ns: int
+
+
+class TradeRow(Struct, gc=False):
+    ev: str
+    symbol: str
+    ts_ms: int
+    price: float
+    size: float
+    exchange: int
+    trade_id: str
+    tape: int
+    conditions: list[int]
+    sequence: int
+    received_ns: int
+
+
+class QuoteRow(Struct, gc=False):
+    ev: str
+    symbol: str
+    ts_ms: int
+    bid_price: float
+    bid_size: float
+    bid_exchange: int
+    ask_price: float
+    ask_size: float
+    ask_exchange: int
+    conditions: list[int]
+    tape: int
+    sequence: int
+    received_ns: int
+
+
+Row = AggregateRow | TradeRow | QuoteRow
+Identity = tuple[Any, ...]
+
+
+def aggregate_rows(
+    bars: list[AggBar], ev: str, symbol: str, span_ms: int, received_ns: int
+) -> list[AggregateRow]:
+    return [
+        AggregateRow(
+            ev,
+            symbol,
+            b.t,
+            b.t + span_ms,
+            b.o,
+            b.h,
+            b.l,
+            b.c,
+            b.v,
+            b.vw if b.vw is not None else 0.0,
+            b.v / b.n if b.n else 0.0,  # exact, so the bars' trade count (volume / avg_size) is n
+            bool(b.otc),
+            received_ns,
+        )
+        for b in bars
+    ]
+
+
+def trade_rows(trades: list[RestTrade], symbol: str, received_ns: int) -> list[TradeRow]:
+    return [
+        TradeRow(
+            "T",
+            symbol,
+            t.sip_timestamp // NS_PER_MS,
+            t.price,
+            t.size,
+            t.exchange,
+            t.id,
+            t.tape or 0,
+            t.conditions or [],
+            t.sequence_number,
+            received_ns,
+        )
+        for t in trades
+    ]
+
+
+def quote_rows(quotes: list[RestQuote], symbol: str, received_ns: int) -> list[QuoteRow]:
+    return [
+        QuoteRow(
+            "Q",
+            symbol,
+            q.sip_timestamp // NS_PER_MS,
+            q.bid_price,
+            q.bid_size,
+            q.bid_exchange,
+            q.ask_price,
+            q.ask_size,
+            q.ask_exchange,
+            q.conditions or [],
+            q.tape or 0,
+            q.sequence_number,
+            received_ns,
+        )
+        for q in quotes
+    ]
+
+
+def identity(row: Row) -> Identity:
+    if isinstance(row, AggregateRow):
+        return (row.start_ms,)
+    if isinstance(row, TradeRow):
+        return (row.ts_ms, row.sequence, row.exchange, row.trade_id)
+    return (row.ts_ms, row.sequence)
+
+
+def time_of(row: Row) -> int:
+    return row.start_ms if isinstance(row, AggregateRow) else row.ts_ms
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode_rows(rows: Sequence[Any]) -> bytes:
+    """JSONEachRow input: one object per line."""
+    return _ENCODER.encode_lines(rows)
