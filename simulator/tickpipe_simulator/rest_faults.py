@@ -59,7 +59,7 @@ class _Armed:
 class RestFaults:
     def __init__(self) -> None:
         self._armed: list[_Armed] = []
-        self.served: dict[int, int] = {}  # status -> faulted answers sent
+        self.served: dict[str, int] = {}  # status -> faulted answers sent
 
     def arm(self, fault: RestFault) -> None:
         self._armed.append(_Armed(fault, fault.count))
@@ -85,7 +85,8 @@ class RestFaults:
             await asyncio.sleep(fault.delay_ms / 1000)  # the injected latency itself
         if fault.status is None:
             return None
-        self.served[fault.status] = self.served.get(fault.status, 0) + 1
+        key = str(fault.status)
+        self.served[key] = self.served.get(key, 0) + 1
         status = "NOT_AUTHORIZED" if fault.status == 403 else "ERROR"
         body = {"status": status, "request_id": secrets.token_hex(16), "error": _MESSAGES[fault.status]}
         if fault.status == 403:
