@@ -80,8 +80,8 @@ def stored(client: Any, db: str) -> Truth:
         trades=[
             (*r[:7], tuple(r[7]))
             for r in rows(
-                "SELECT symbol, toUnixTimestamp64Milli(timestamp), sequence, exchange, trade_id, price, size, "
-                "conditions FROM `{db}`.trades"
+                "SELECT symbol, toUnixTimestamp64Milli(timestamp), sequence, exchange, trade_id, price, "
+                "size, conditions FROM `{db}`.trades"
             )
         ],
         quotes=rows(
