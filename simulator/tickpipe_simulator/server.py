@@ -61,6 +61,7 @@ class Simulator:
         )
         self.ticker_versions = ticker_versions(self.spec.symbols, self.spec.start_ms)
         self.rest_faults = RestFaults()
+        self.rest_requests = 0
         for rest_fault in settings.rest_faults:
             self.rest_faults.arm(rest_fault)
         self.hub = Hub(
@@ -148,6 +149,7 @@ class Simulator:
         rest = {
             "first_second_ms": span[0] if span else None,
             "last_second_ms": span[1] if span else None,
+            "requests": self.rest_requests,
             "faulted": dict(self.rest_faults.served),
         }
         return {"session": session, "feed": feed, "rest": rest, **self.hub.snapshot()}
@@ -180,6 +182,7 @@ class Simulator:
 
     async def _guard(self, request: web.Request) -> web.Response | None:
         """The key check, then any armed REST fault (None: answer normally)."""
+        self.rest_requests += 1
         check_key(request, self.options.api_keys)
         return await self.rest_faults.answer(request.path)
 
