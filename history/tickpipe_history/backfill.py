@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tickpipe_history.datasets import DATASETS, Chunk, chunks, first_requests
-from tickpipe_history.pages import Invalid, aggregate_rows, decode, quote_rows, trade_rows
+from tickpipe_history.pages import Invalid, decode
 from tickpipe_history.progress import NoProgress, Progress
 from tickpipe_history.rest_client import GaveUp, KeyRejected, NotEntitled, PolygonPages, RequestFailed
 from tickpipe_history.store import HistoryStore
@@ -197,12 +197,8 @@ class Backfill:
 
     def _store(self, chunk: Chunk, rows: list[Any], received_ns: int) -> int:
         d = chunk.dataset
-        if d.table == "aggregates":
-            return self.store.store_events(aggregate_rows(rows, d.ev, chunk.symbol, d.span_ms, received_ns))
-        if d.table == "trades":
-            return self.store.store_events(trade_rows(rows, chunk.symbol, received_ns))
-        if d.table == "quotes":
-            return self.store.store_events(quote_rows(rows, chunk.symbol, received_ns))
+        if d.table in ("aggregates", "trades", "quotes"):
+            return self.store.store_events(d.table, chunk.symbol, d.ev, rows, received_ns, d.span_ms)
         if d.table == "daily_bars":
             return self.store.store_daily(chunk.day, rows)
         if d.table == "tickers":

@@ -5,10 +5,10 @@ A page either decodes whole (every row has its fields with the right types and b
 rows cannot be trusted one by one), and its `next_url`, when the JSON still parses, lets the rest
 of the range go on.
 
-Rows come out with the column names of the live tables (001_raw_tables.sql; the same fields the
-sink inserts), REST's nanosecond times as the tables' milliseconds, and `received_ns` the time the
-page arrived. Each row also has an identity, the key that says "this event is already stored":
-aggregates by (ev, start), trades by (time, sequence, exchange, id), quotes by (time, sequence).
+Valid rows are encoded again as JSON lines (msgspec, in C) for ClickHouse, which maps them onto
+the live tables' columns itself (store.py). Each row has an identity, the key that says "this
+event is already stored": aggregates by (ev, start), trades by (time in ms, sequence, exchange,
+id), quotes by (time in ms, sequence).
 """
 
 from __future__ import annotations
@@ -155,132 +155,21 @@ def _next_url_of(body: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
-# --- what the live tables take ------------------------------------------------------------------
+# --- identities: "this event is already stored" ------------------------------------------------
 
-
-class AggregateRow(Struct, gc=False):
-    ev: str
-    symbol: str
-    start_ms: int
-    end_ms: int
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    vwap: float
-    avg_size: float
-    otc: bool
-    received_ns: int
-
-
-class TradeRow(Struct, gc=False):
-    ev: str
-    symbol: str
-    ts_ms: int
-    price: float
-    size: float
-    exchange: int
-    trade_id: str
-    tape: int
-    conditions: list[int]
-    sequence: int
-    received_ns: int
-
-
-class QuoteRow(Struct, gc=False):
-    ev: str
-    symbol: str
-    ts_ms: int
-    bid_price: float
-    bid_size: float
-    bid_exchange: int
-    ask_price: float
-    ask_size: float
-    ask_exchange: int
-    conditions: list[int]
-    tape: int
-    sequence: int
-    received_ns: int
-
-
-Row = AggregateRow | TradeRow | QuoteRow
 Identity = tuple[Any, ...]
 
 
-def aggregate_rows(
-    bars: list[AggBar], ev: str, symbol: str, span_ms: int, received_ns: int
-) -> list[AggregateRow]:
-    return [
-        AggregateRow(
-            ev,
-            symbol,
-            b.t,
-            b.t + span_ms,
-            b.o,
-            b.h,
-            b.l,
-            b.c,
-            b.v,
-            b.vw if b.vw is not None else 0.0,
-            b.v / b.n if b.n else 0.0,  # exact, so the bars' trade count (volume / avg_size) is n
-            bool(b.otc),
-            received_ns,
-        )
-        for b in bars
-    ]
+def bar_identity(bar: AggBar) -> Identity:
+    return (bar.t,)
 
 
-def trade_rows(trades: list[RestTrade], symbol: str, received_ns: int) -> list[TradeRow]:
-    return [
-        TradeRow(
-            "T",
-            symbol,
-            t.sip_timestamp // NS_PER_MS,
-            t.price,
-            t.size,
-            t.exchange,
-            t.id,
-            t.tape or 0,
-            t.conditions or [],
-            t.sequence_number,
-            received_ns,
-        )
-        for t in trades
-    ]
+def trade_identity(trade: RestTrade) -> Identity:
+    return (trade.sip_timestamp // NS_PER_MS, trade.sequence_number, trade.exchange, trade.id)
 
 
-def quote_rows(quotes: list[RestQuote], symbol: str, received_ns: int) -> list[QuoteRow]:
-    return [
-        QuoteRow(
-            "Q",
-            symbol,
-            q.sip_timestamp // NS_PER_MS,
-            q.bid_price,
-            q.bid_size,
-            q.bid_exchange,
-            q.ask_price,
-            q.ask_size,
-            q.ask_exchange,
-            q.conditions or [],
-            q.tape or 0,
-            q.sequence_number,
-            received_ns,
-        )
-        for q in quotes
-    ]
-
-
-def identity(row: Row) -> Identity:
-    if isinstance(row, AggregateRow):
-        return (row.start_ms,)
-    if isinstance(row, TradeRow):
-        return (row.ts_ms, row.sequence, row.exchange, row.trade_id)
-    return (row.ts_ms, row.sequence)
-
-
-def time_of(row: Row) -> int:
-    return row.start_ms if isinstance(row, AggregateRow) else row.ts_ms
+def quote_identity(quote: RestQuote) -> Identity:
+    return (quote.sip_timestamp // NS_PER_MS, quote.sequence_number)
 
 
 _ENCODER = msgspec.json.Encoder()

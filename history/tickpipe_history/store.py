@@ -3,8 +3,9 @@
 Every page of events is stored exactly once, whatever happened before:
 1. the identities already stored in the page's time range are read (rows from the live feed, an
    earlier run, or a run killed half-way) and those rows are dropped from the page;
-2. the rest is inserted with a deterministic `insert_deduplication_token` (a hash of what is
-   inserted), so a retried insert whose answer was lost is a no-op (the tables set
+2. the rest is inserted, mapped onto the live table's columns by ClickHouse itself (INSERT ...
+   SELECT FROM format(JSONEachRow, ...)), with a deterministic `insert_deduplication_token` (a
+   hash of what is inserted), so a retried insert whose answer was lost is a no-op (the tables set
    `non_replicated_deduplication_window`, and bars views deduplicate with them);
 3. the range is counted again; if rows are missing (a process killed between ClickHouse's
    deduplication log and its part, which chDB can leave), the missing rows go in under a new token.
@@ -20,21 +21,23 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tickpipe_history.pages import (
-    AggregateRow,
+    NS_PER_MS,
+    AggBar,
     GroupedBar,
     Identity,
-    QuoteRow,
     RestCondition,
+    RestQuote,
     RestTicker,
-    Row,
-    TradeRow,
+    RestTrade,
+    bar_identity,
     encode_rows,
-    identity,
-    time_of,
+    quote_identity,
+    trade_identity,
 )
 
 log = logging.getLogger(__name__)
@@ -43,26 +46,71 @@ INSERT_SETTINGS = {
     "insert_deduplicate": 1,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
     "input_format_skip_unknown_fields": 1,
+    "input_format_null_as_default": 1,
     "async_insert": 0,
-}
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "aggregates": AggregateRow.__struct_fields__,
-    "trades": TradeRow.__struct_fields__,
-    "quotes": QuoteRow.__struct_fields__,
-}
-# The identity columns read back per table (the same order as pages.identity).
-_KEYS = {
-    "aggregates": "toUnixTimestamp64Milli(timestamp)",
-    "trades": "toUnixTimestamp64Milli(timestamp), sequence, exchange, trade_id",
-    "quotes": "toUnixTimestamp64Milli(timestamp), sequence",
 }
 MAX_REINSERTS = 3
 
 
-def table_of(row: Row) -> str:
-    if isinstance(row, AggregateRow):
-        return "aggregates"
-    return "trades" if isinstance(row, TradeRow) else "quotes"
+@dataclass(frozen=True)
+class EventTable:
+    """How REST rows of one kind become rows of a live table, in ClickHouse's own SQL.
+
+    `columns` are the live table's insert columns (the sink's, 001_raw_tables.sql); `select` maps
+    the REST row (`input` is its structure) onto them, with {symbol}, {ev}, {span_ms} and
+    {received_ns} filled in; `keys` reads a stored row's identity (pages.py) back.
+    """
+
+    table: str
+    columns: str
+    select: str
+    input: str
+    keys: str
+    identity: Callable[[Any], Identity]
+    time_ms: Callable[[Any], int]
+
+
+EVENT_TABLES = {
+    "aggregates": EventTable(
+        "aggregates",
+        "ev, symbol, start_ms, end_ms, open, high, low, close, volume, vwap, avg_size, otc, received_ns",
+        "{ev}, {symbol}, t, t + {span_ms}, o, h, l, c, v, ifNull(vw, 0), "
+        "if(ifNull(n, 0) > 0, v / n, 0), ifNull(otc, false), {received_ns}",
+        "t Int64, o Float64, h Float64, l Float64, c Float64, v Float64, vw Nullable(Float64), "
+        "n Nullable(UInt64), otc Nullable(Bool)",
+        "toUnixTimestamp64Milli(timestamp)",
+        bar_identity,
+        lambda bar: int(bar.t),
+    ),
+    "trades": EventTable(
+        "trades",
+        "ev, symbol, ts_ms, price, size, exchange, trade_id, tape, conditions, sequence, received_ns",
+        "{ev}, {symbol}, intDiv(sip_timestamp, 1000000), price, size, exchange, id, tape, "
+        "conditions, sequence_number, {received_ns}",
+        "sip_timestamp Int64, price Float64, size Float64, exchange UInt16, id String, "
+        "tape UInt8, conditions Array(UInt16), sequence_number UInt64",
+        "toUnixTimestamp64Milli(timestamp), sequence, exchange, trade_id",
+        trade_identity,
+        lambda trade: int(trade.sip_timestamp) // NS_PER_MS,
+    ),
+    "quotes": EventTable(
+        "quotes",
+        "ev, symbol, ts_ms, bid_price, bid_size, bid_exchange, ask_price, ask_size, ask_exchange, "
+        "conditions, tape, sequence, received_ns",
+        "{ev}, {symbol}, intDiv(sip_timestamp, 1000000), bid_price, bid_size, bid_exchange, ask_price, "
+        "ask_size, ask_exchange, conditions, tape, sequence_number, {received_ns}",
+        "sip_timestamp Int64, bid_price Float64, bid_size Float64, bid_exchange UInt16, ask_price Float64, "
+        "ask_size Float64, ask_exchange UInt16, conditions Array(UInt16), tape UInt8, "
+        "sequence_number UInt64",
+        "toUnixTimestamp64Milli(timestamp), sequence",
+        quote_identity,
+        lambda quote: int(quote.sip_timestamp) // NS_PER_MS,
+    ),
+}
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _ms(value: int) -> dt.datetime:
@@ -86,70 +134,91 @@ class HistoryStore:
 
     # --- events into the live tables ---------------------------------------------------------
 
-    def store_events(self, rows: Sequence[Row]) -> int:
-        """Insert the rows (one symbol, one kind) not stored yet; returns how many went in."""
+    def store_events(
+        self,
+        table: str,
+        symbol: str,
+        ev: str,
+        rows: Sequence[AggBar | RestTrade | RestQuote],
+        received_ns: int,
+        span_ms: int = 0,
+    ) -> int:
+        """Insert the REST rows (one symbol, one kind) not stored yet; returns how many went in."""
         if not rows:
             return 0
-        table, symbol, ev = table_of(rows[0]), rows[0].symbol, rows[0].ev
-        times = [time_of(row) for row in rows]
+        kind = EVENT_TABLES[table]
+        times = [kind.time_ms(row) for row in rows]
         lo, hi = min(times), max(times)
         with self.lock:
-            stored = self._identities(table, symbol, ev, lo, hi)
+            stored = self._identities(kind, symbol, ev, lo, hi)
             have = set(stored)
-            new: list[Row] = []
+            new: list[Any] = []
             for row in rows:
-                key = identity(row)
+                key = kind.identity(row)
                 if key not in have:
                     have.add(key)  # a page never repeats a row, but if it did, store it once
                     new.append(row)
             if not new:
                 return 0
-            token = self._token(table, symbol, ev, new)
-            self._insert(table, new, token)
+            token = self._token(kind, symbol, ev, new)
+            values = {"symbol": _literal(symbol), "ev": _literal(ev), "span_ms": int(span_ms)}
+            values["received_ns"] = int(received_ns)
+            self._insert(kind, values, new, token)
             for attempt in range(1, MAX_REINSERTS + 1):
-                if self._count(table, symbol, ev, lo, hi) >= len(stored) + len(new):
+                if self._count(kind, symbol, ev, lo, hi) >= len(stored) + len(new):
                     break
-                present = set(self._identities(table, symbol, ev, lo, hi))
-                missing = [row for row in new if identity(row) not in present]
+                present = set(self._identities(kind, symbol, ev, lo, hi))
+                missing = [row for row in new if kind.identity(row) not in present]
                 log.warning(
                     "rows missing after insert; inserting them again",
                     extra={"fields": {"table": table, "symbol": symbol, "missing": len(missing)}},
                 )
-                self._insert(table, missing, f"{token}:again{attempt}")
+                self._insert(kind, values, missing, f"{token}:again{attempt}")
                 self.reinserted += len(missing)
             return len(new)
 
-    def _token(self, table: str, symbol: str, ev: str, rows: Sequence[Row]) -> str:
-        digest = hashlib.sha256(f"{table}|{symbol}|{ev}".encode())
+    def _token(self, kind: EventTable, symbol: str, ev: str, rows: Sequence[Any]) -> str:
+        digest = hashlib.sha256(f"{kind.table}|{symbol}|{ev}".encode())
         for row in rows:
-            digest.update(repr(identity(row)).encode())
-        return f"backfill:{table}:{symbol}:{ev}:{len(rows)}:{digest.hexdigest()[:24]}"
+            digest.update(repr(kind.identity(row)).encode())
+        return f"backfill:{kind.table}:{symbol}:{ev}:{len(rows)}:{digest.hexdigest()[:24]}"
 
-    def _where(self, table: str) -> str:
-        ev = " AND ev = {ev:String}" if table == "aggregates" else ""
+    def _where(self, kind: EventTable) -> str:
+        ev = " AND ev = {ev:String}" if kind.table == "aggregates" else ""
         return (
             f"symbol = {{symbol:String}}{ev} AND timestamp >= fromUnixTimestamp64Milli({{lo:Int64}}, 'UTC') "
             "AND timestamp <= fromUnixTimestamp64Milli({hi:Int64}, 'UTC')"
         )
 
-    def _identities(self, table: str, symbol: str, ev: str, lo: int, hi: int) -> list[Identity]:
-        sql = f"SELECT {_KEYS[table]} FROM `{self.db}`.{table} WHERE {self._where(table)}"  # noqa: S608
+    def _identities(self, kind: EventTable, symbol: str, ev: str, lo: int, hi: int) -> list[Identity]:
+        sql = f"SELECT {kind.keys} FROM `{self.db}`.{kind.table} WHERE {self._where(kind)}"  # noqa: S608
         result = self.client.query(sql, parameters={"symbol": symbol, "ev": ev, "lo": lo, "hi": hi})
         return [tuple(row) for row in result.result_rows]
 
-    def _count(self, table: str, symbol: str, ev: str, lo: int, hi: int) -> int:
-        sql = f"SELECT count() FROM `{self.db}`.{table} WHERE {self._where(table)}"  # noqa: S608
+    def _count(self, kind: EventTable, symbol: str, ev: str, lo: int, hi: int) -> int:
+        sql = f"SELECT count() FROM `{self.db}`.{kind.table} WHERE {self._where(kind)}"  # noqa: S608
         result = self.client.query(sql, parameters={"symbol": symbol, "ev": ev, "lo": lo, "hi": hi})
         return int(result.result_rows[0][0])
 
-    def _insert(self, table: str, rows: Sequence[Row], token: str) -> None:
-        self.client.raw_insert(
-            f"`{self.db}`.{table}",
-            COLUMNS[table],
-            insert_block=encode_rows(rows),
-            settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
-            fmt="JSONEachRow",
+    def _insert(self, kind: EventTable, values: dict[str, Any], rows: Sequence[Any], token: str) -> None:
+        """INSERT ... SELECT FROM format(JSONEachRow, ...): ClickHouse parses the JSON lines and maps
+        the columns (the same statement over HTTP and in chDB; the data rides in the query text as
+        a heredoc literal, so `max_query_size` is raised for it)."""
+        data = encode_rows(rows).decode()
+        tag = "tp"
+        while f"${tag}$" in data:
+            tag += "x"
+        sql = (
+            f"INSERT INTO `{self.db}`.{kind.table} ({kind.columns}) "  # noqa: S608
+            f"SELECT {kind.select.format(**values)} "
+            f"FROM format(JSONEachRow, '{kind.input}', ${tag}${data}${tag}$)"
         )
+        settings = {
+            **INSERT_SETTINGS,
+            "insert_deduplication_token": token,
+            "max_query_size": len(sql) + 1024,
+        }
+        self.client.command(sql, settings=settings)
         self.inserts += 1
 
     # --- reference data and daily bars -------------------------------------------------------
