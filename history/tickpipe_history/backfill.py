@@ -50,6 +50,8 @@ class Report:
     rows_fetched: int = 0
     rows_inserted: int = 0
     requests: int = 0
+    fetch_s: float = 0.0  # time in REST requests (summed over workers)
+    store_s: float = 0.0  # time ClickHouse was busy with events
     retries: dict[str, int] = field(default_factory=dict)
     not_entitled: dict[str, str] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -135,6 +137,8 @@ class Backfill:
         progress.close()
         report.not_entitled = dict(self.not_entitled)
         report.requests = self.pages.requests
+        report.fetch_s = round(self.pages.fetch_s, 3)
+        report.store_s = round(self.store.busy_s, 3)
         report.retries = {str(status): n for status, n in self.pages.retried.items()}
         report.seconds = time.monotonic() - started
         return report

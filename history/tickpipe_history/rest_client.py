@@ -103,6 +103,7 @@ class PolygonPages:
         self.max_wait_s = max_wait_s
         self.sleep = sleep
         self.requests = 0
+        self.fetch_s = 0.0  # wall time inside requests, summed over threads
         self.retried: dict[int, int] = {}  # status (0 = network) -> retries
 
     def first(self, call: Callable[[RESTClient], Any]) -> bytes:
@@ -121,8 +122,10 @@ class PolygonPages:
         while True:
             self.limiter.acquire()
             self.requests += 1
+            began = time.monotonic()
             try:
                 response = send()
+                self.fetch_s += time.monotonic() - began
                 return bytes(response.data)
             except BadResponse as exc:
                 answer = self.pool.last()

@@ -131,6 +131,7 @@ class HistoryStore:
         self.lock = threading.Lock()
         self.inserts = 0
         self.reinserted = 0
+        self.busy_s = 0.0  # time holding the client (queries and inserts)
 
     # --- events into the live tables ---------------------------------------------------------
 
@@ -150,32 +151,51 @@ class HistoryStore:
         times = [kind.time_ms(row) for row in rows]
         lo, hi = min(times), max(times)
         with self.lock:
-            stored = self._identities(kind, symbol, ev, lo, hi)
-            have = set(stored)
-            new: list[Any] = []
-            for row in rows:
-                key = kind.identity(row)
-                if key not in have:
-                    have.add(key)  # a page never repeats a row, but if it did, store it once
-                    new.append(row)
-            if not new:
-                return 0
-            token = self._token(kind, symbol, ev, new)
-            values = {"symbol": _literal(symbol), "ev": _literal(ev), "span_ms": int(span_ms)}
-            values["received_ns"] = int(received_ns)
-            self._insert(kind, values, new, token)
-            for attempt in range(1, MAX_REINSERTS + 1):
-                if self._count(kind, symbol, ev, lo, hi) >= len(stored) + len(new):
-                    break
-                present = set(self._identities(kind, symbol, ev, lo, hi))
-                missing = [row for row in new if kind.identity(row) not in present]
-                log.warning(
-                    "rows missing after insert; inserting them again",
-                    extra={"fields": {"table": table, "symbol": symbol, "missing": len(missing)}},
-                )
-                self._insert(kind, values, missing, f"{token}:again{attempt}")
-                self.reinserted += len(missing)
-            return len(new)
+            began = time.monotonic()
+            try:
+                return self._store_events(kind, symbol, ev, rows, received_ns, span_ms, lo, hi)
+            finally:
+                self.busy_s += time.monotonic() - began
+
+    def _store_events(
+        self,
+        kind: EventTable,
+        symbol: str,
+        ev: str,
+        rows: Sequence[Any],
+        received_ns: int,
+        span_ms: int,
+        lo: int,
+        hi: int,
+    ) -> int:
+        stored = self._identities(kind, symbol, ev, lo, hi)
+        have = set(stored)
+        new: list[Any] = []
+        for row in rows:
+            key = kind.identity(row)
+            if key not in have:
+                have.add(key)  # a page never repeats a row, but if it did, store it once
+                new.append(row)
+        if not new:
+            return 0
+        token = self._token(kind, symbol, ev, new)
+        values = {"symbol": _literal(symbol), "ev": _literal(ev), "span_ms": int(span_ms)}
+        values["received_ns"] = int(received_ns)
+        self._insert(kind, values, new, token)
+        for attempt in range(1, MAX_REINSERTS + 2):
+            if self._count(kind, symbol, ev, lo, hi) >= len(stored) + len(new):
+                return len(new)
+            if attempt > MAX_REINSERTS:
+                break
+            present = set(self._identities(kind, symbol, ev, lo, hi))
+            missing = [row for row in new if kind.identity(row) not in present]
+            log.warning(
+                "rows missing after insert; inserting them again",
+                extra={"fields": {"table": kind.table, "symbol": symbol, "missing": len(missing)}},
+            )
+            self._insert(kind, values, missing, f"{token}:again{attempt}")
+            self.reinserted += len(missing)
+        raise RuntimeError(f"{kind.table} {symbol}: rows still missing after {MAX_REINSERTS} inserts")
 
     def _token(self, kind: EventTable, symbol: str, ev: str, rows: Sequence[Any]) -> str:
         digest = hashlib.sha256(f"{kind.table}|{symbol}|{ev}".encode())
