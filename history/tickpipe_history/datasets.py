@@ -104,10 +104,9 @@ def first_requests(chunk: Chunk) -> list[Request]:
     if d.name == "grouped_daily":
         return [lambda r: r.get_grouped_daily_aggs(day, adjusted=True, raw=True)]
     if d.name == "tickers":
-        return [
-            lambda r, active=active: r.list_tickers(
-                market="stocks", date=day, active=active, limit=1000, raw=True
-            )
-            for active in (True, False)
-        ]
+
+        def listing(active: bool) -> Request:
+            return lambda r: r.list_tickers(market="stocks", date=day, active=active, limit=1000, raw=True)
+
+        return [listing(True), listing(False)]
     return [lambda r: r.list_conditions(asset_class="stocks", data_type="trade", limit=1000, raw=True)]

@@ -124,7 +124,8 @@ class _Page(Struct):
 
 
 def _page_type(row: type[Any]) -> type[Any]:
-    return msgspec.defstruct(f"{row.__name__}Page", [("results", list[row], [])], bases=(_Page,))
+    results: Any = list.__class_getitem__(row)  # list[row], built at run time for msgspec
+    return msgspec.defstruct(f"{row.__name__}Page", [("results", results, [])], bases=(_Page,))
 
 
 _DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {

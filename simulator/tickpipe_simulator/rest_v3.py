@@ -131,12 +131,12 @@ def ticks(
     page = page[:limit]
     if page and corrupt(request.path):
         page[0] = {**page[0], **BAD_ROW}
-    state = None
+    following: dict[str, Any] | None = None
     if more:
         last = page[-1]
         key = [last["sip_timestamp"], last["sequence_number"]]
-        state = {"lo": lo, "hi": hi, "o": order, "l": limit, "k": key}
-    return _body(request, page, state)
+        following = {"lo": lo, "hi": hi, "o": order, "l": limit, "k": key}
+    return _body(request, page, following)
 
 
 def tickers(request: web.Request, versions: list[TickerVersion]) -> web.Response:

@@ -79,11 +79,11 @@ def test_kill9_three_times_then_resume_loads_every_row_once(tmp_path: Path) -> N
                 )
             try:
                 target = start + after
-                wait_for(
-                    lambda p=proc, n=target: requests() >= n or p.poll() is not None,
-                    "REST requests",
-                    120,
-                )
+
+                def far_enough(p: subprocess.Popen[bytes] = proc, n: int = target) -> bool:
+                    return requests() >= n or p.poll() is not None
+
+                wait_for(far_enough, "REST requests", 120)
                 assert proc.poll() is None, f"the backfill ended before the kill:\n{log.read_text()[-2000:]}"
                 os.killpg(proc.pid, signal.SIGKILL)
             finally:
