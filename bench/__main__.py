@@ -27,6 +27,7 @@ SCENARIOS: dict[str, str] = {
     "e2e": "bench.e2e",  # the whole pipeline: sustained rate, latency, RSS, CPU
     "image-deps": "bench.image_deps",  # the images' Python environment, installed from the lock
     "cdk-synth": "bench.cdk_synth",  # offline synthesis of the CDK app
+    "history": "bench.history",  # REST backfill and flat-file loads into chDB
 }
 
 

@@ -178,10 +178,11 @@ class HistoryStore:
                 new.append(row)
         if not new:
             return 0
-        token = self._token(kind, symbol, ev, new)
+        data = encode_rows(new).decode()
+        token = self._token(kind, symbol, ev, data)
         values = {"symbol": _literal(symbol), "ev": _literal(ev), "span_ms": int(span_ms)}
         values["received_ns"] = int(received_ns)
-        self._insert(kind, values, new, token)
+        self._insert(kind, values, data, token)
         for attempt in range(1, MAX_REINSERTS + 2):
             if self._count(kind, symbol, ev, lo, hi) >= len(stored) + len(new):
                 return len(new)
@@ -193,15 +194,14 @@ class HistoryStore:
                 "rows missing after insert; inserting them again",
                 extra={"fields": {"table": kind.table, "symbol": symbol, "missing": len(missing)}},
             )
-            self._insert(kind, values, missing, f"{token}:again{attempt}")
+            self._insert(kind, values, encode_rows(missing).decode(), f"{token}:again{attempt}")
             self.reinserted += len(missing)
         raise RuntimeError(f"{kind.table} {symbol}: rows still missing after {MAX_REINSERTS} inserts")
 
-    def _token(self, kind: EventTable, symbol: str, ev: str, rows: Sequence[Any]) -> str:
-        digest = hashlib.sha256(f"{kind.table}|{symbol}|{ev}".encode())
-        for row in rows:
-            digest.update(repr(kind.identity(row)).encode())
-        return f"backfill:{kind.table}:{symbol}:{ev}:{len(rows)}:{digest.hexdigest()[:24]}"
+    def _token(self, kind: EventTable, symbol: str, ev: str, data: str) -> str:
+        """A hash of what is inserted: the same rows give the same token, whatever the run."""
+        digest = hashlib.sha256(f"{kind.table}|{symbol}|{ev}|".encode() + data.encode()).hexdigest()
+        return f"backfill:{kind.table}:{symbol}:{ev}:{digest[:32]}"
 
     def _where(self, kind: EventTable) -> str:
         ev = " AND ev = {ev:String}" if kind.table == "aggregates" else ""
@@ -220,25 +220,21 @@ class HistoryStore:
         result = self.client.query(sql, parameters={"symbol": symbol, "ev": ev, "lo": lo, "hi": hi})
         return int(result.result_rows[0][0])
 
-    def _insert(self, kind: EventTable, values: dict[str, Any], rows: Sequence[Any], token: str) -> None:
+    def _insert(self, kind: EventTable, values: dict[str, Any], data: str, token: str) -> None:
         """INSERT ... SELECT FROM format(JSONEachRow, ...): ClickHouse parses the JSON lines and maps
         the columns (the same statement over HTTP and in chDB; the data rides in the query text as
-        a heredoc literal, so `max_query_size` is raised for it)."""
-        data = encode_rows(rows).decode()
+        a heredoc literal, so `max_query_size` is raised for it; the token is inline, so that is
+        the only per-call setting)."""
         tag = "tp"
         while f"${tag}$" in data:
             tag += "x"
         sql = (
             f"INSERT INTO `{self.db}`.{kind.table} ({kind.columns}) "  # noqa: S608
+            f"SETTINGS insert_deduplication_token = {_literal(token)} "
             f"SELECT {kind.select.format(**values)} "
             f"FROM format(JSONEachRow, '{kind.input}', ${tag}${data}${tag}$)"
         )
-        settings = {
-            **INSERT_SETTINGS,
-            "insert_deduplication_token": token,
-            "max_query_size": len(sql) + 1024,
-        }
-        self.client.command(sql, settings=settings)
+        self.client.command(sql, settings={"max_query_size": len(sql) + 1024})
         self.inserts += 1
 
     # --- reference data and daily bars -------------------------------------------------------
