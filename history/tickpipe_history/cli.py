@@ -42,6 +42,23 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_settings_flags(backfill, BackfillSettings)
     backfill.set_defaults(func=_backfill)
 
+    from tickpipe_history.repair import RepairSettings
+
+    repair = commands.add_parser(
+        "repair", help="fill every websocket gap (FEED_GAPS_TOPIC) from REST into RAW_TOPIC, exactly once"
+    )
+    add_settings_flags(repair, RepairSettings)
+    repair.set_defaults(func=_repair)
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from tickpipe.logs import setup_logging
+    from tickpipe_history.repair import RepairSettings, run_repair
+
+    settings = load_settings(RepairSettings, flag_overrides(args))
+    setup_logging(settings.log_level, settings.log_format)
+    return run_repair(settings)
+
 
 def parse_when(value: str, end: bool) -> int:
     """YYYY-MM-DD (a whole UTC day; `end` = the day after), ISO 8601 (naive = UTC) or Unix ms."""

@@ -27,6 +27,9 @@ class ProducerSettings(BaseServiceSettings):
     reconnect_max_seconds: float = Field(30.0, gt=0, description="longest reconnect delay")
     max_reconnects: int = Field(0, ge=0, description="give up after this many reconnects in a row; 0 = never")
     metrics_port: int = Field(9101, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off")
+    feed_gaps_topic: str = Field(
+        "tickpipe_feed_gaps", min_length=1, description="each websocket gap, for `tickpipe repair`"
+    )
 
     @field_validator("subscriptions_uri")
     @classmethod

@@ -1,0 +1,400 @@
+"""`tickpipe repair`: fill each websocket gap from REST, into RAW_TOPIC, exactly once.
+
+For each record on FEED_GAPS_TOPIC (the producer publishes one per gap; gaps.py there):
+1. the window is the gap widened by REPAIR_MARGIN_SECONDS on both sides, and the service waits
+   until REST should have it (REPAIR_REST_LAG_SECONDS after the window's end, Polygon's REST
+   trails the feed) and the live feed has run a margin past it;
+2. what the live feed did publish around the gap is read back from RAW_TOPIC (read_committed,
+   from the offsets at the window's start) and kept as identities: trades (symbol, time,
+   sequence, exchange, id), quotes (symbol, time, sequence), aggregates (ev, symbol, start);
+3. per subscribed channel REST can serve (A -> second aggregates, AM -> minute aggregates,
+   T -> trades, Q -> quotes) and per symbol (a `*` subscription: the active tickers from
+   /v3/reference/tickers, or REPAIR_SYMBOLS), the window is fetched through the official
+   RESTClient (next_url pages, 429/Retry-After) and turned into Polygon's websocket events;
+4. the events whose identity was not published live go to RAW_TOPIC with `tp.source=rest` (and
+   `tp.received_ns`, `tp.feed`, `tp.gap_id`), in one Kafka transaction with the gap record's
+   offset: a gap is repaired exactly once, whatever restarts (an aborted transaction leaves no
+   event visible to the read_committed processor, and the gap is read again).
+
+The processor and the sink then apply unchanged. A gap record that is not a gap (bad JSON) is
+logged and counted, and its offset committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import Field
+
+from tickpipe.kafka import ensure_topics
+from tickpipe_history.datasets import DATASETS, Chunk
+from tickpipe_history.pages import AggBar, Invalid, RestQuote, RestTicker, RestTrade, decode
+from tickpipe_history.rate_limit import RateLimiter
+from tickpipe_history.rest_client import PolygonPages, RestFailure
+from tickpipe_history.settings import BackfillSettings
+
+log = logging.getLogger(__name__)
+
+SOURCE_HEADER = "tp.source"
+RECEIVED_HEADER = "tp.received_ns"
+FEED_HEADER = "tp.feed"
+GAP_HEADER = "tp.gap_id"
+CHANNEL_DATASET = {"A": "second_aggs", "AM": "minute_aggs", "T": "trades", "Q": "quotes"}
+
+
+class RepairSettings(BackfillSettings):
+    feed_gaps_topic: str = Field("tickpipe_feed_gaps", min_length=1, description="gaps from the producer")
+    repair_group_id: str = Field("tickpipe-repair", min_length=1, description="Kafka consumer group")
+    repair_transactional_id: str = Field(
+        "tickpipe-repair", min_length=1, description="Kafka transactional.id"
+    )
+    repair_margin_seconds: float = Field(5.0, ge=0, description="the gap is widened by this on both sides")
+    repair_rest_lag_seconds: float = Field(120.0, ge=0, description="how far REST trails the feed")
+    repair_symbols: str = Field(
+        "", description="symbols for `*` subscriptions; empty = REST's active tickers"
+    )
+
+
+@dataclass(frozen=True)
+class Gap:
+    gap_id: str
+    feed: str
+    from_ms: int
+    to_ms: int
+    topics: tuple[str, ...]
+    why: str
+
+    @classmethod
+    def parse(cls, value: bytes) -> Gap:
+        data = orjson.loads(value)
+        return cls(
+            str(data["gap_id"]),
+            str(data.get("feed", "")),
+            int(data["from_ms"]),
+            int(data["to_ms"]),
+            tuple(str(t) for t in data["topics"]),
+            str(data.get("why", "")),
+        )
+
+
+Event = dict[str, Any]
+
+
+def identity(event: Event) -> tuple[Any, ...] | None:
+    """What makes an event the same event, per kind (None: a kind REST does not repair)."""
+    ev = event.get("ev")
+    if ev == "T":
+        return ("T", event.get("sym"), event.get("t"), event.get("q"), event.get("x"), str(event.get("i")))
+    if ev == "Q":
+        return ("Q", event.get("sym"), event.get("t"), event.get("q"))
+    if ev in ("A", "AM"):
+        return (ev, event.get("sym"), event.get("s"))
+    return None
+
+
+def trade_event(symbol: str, t: RestTrade) -> Event:
+    event: Event = {"ev": "T", "sym": symbol, "x": t.exchange, "i": t.id, "z": t.tape or 0, "p": t.price}
+    event |= {"s": _number(t.size), "t": t.sip_timestamp // 1_000_000, "q": t.sequence_number}
+    if t.conditions:
+        event["c"] = list(t.conditions)
+    return event
+
+
+def quote_event(symbol: str, q: RestQuote) -> Event:
+    event: Event = {"ev": "Q", "sym": symbol, "bx": q.bid_exchange, "bp": q.bid_price}
+    event |= {"bs": _number(q.bid_size), "ax": q.ask_exchange, "ap": q.ask_price, "as": _number(q.ask_size)}
+    if q.conditions:
+        event["c"] = q.conditions[0]
+    event |= {"t": q.sip_timestamp // 1_000_000, "q": q.sequence_number, "z": q.tape or 0}
+    return event
+
+
+def bar_event(ev: str, symbol: str, span_ms: int, b: AggBar) -> Event:
+    event: Event = {"ev": ev, "sym": symbol, "v": _number(b.v), "vw": b.vw, "o": b.o, "c": b.c, "h": b.h}
+    event |= {"l": b.l, "s": b.t, "e": b.t + span_ms}
+    if b.n:
+        event["z"] = int(b.v // b.n)
+    if event["vw"] is None:
+        del event["vw"]
+    return event
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def channels(topics: Iterable[str]) -> dict[str, set[str]]:
+    """{"A": {"*"}, "T": {"AAPL"}} from ["A.*", "T.AAPL", "XT.*" (ignored: not REST-served)]."""
+    out: dict[str, set[str]] = {}
+    for topic in topics:
+        channel, _, symbol = topic.partition(".")
+        if channel in CHANNEL_DATASET and symbol:
+            out.setdefault(channel, set()).add(symbol)
+    return out
+
+
+class Repairer:
+    """Fetches a gap's window from REST and returns the events the live feed did not deliver."""
+
+    def __init__(self, pages: PolygonPages, margin_ms: int, symbols: list[str] | None = None):
+        self.pages = pages
+        self.margin_ms = margin_ms
+        self.fixed_symbols = symbols
+        self._active: list[str] | None = None
+
+    def window(self, gap: Gap) -> tuple[int, int]:
+        return gap.from_ms - self.margin_ms, gap.to_ms + self.margin_ms
+
+    def symbols(self, wanted: set[str]) -> list[str]:
+        if "*" not in wanted:
+            return sorted(wanted)
+        if self.fixed_symbols:
+            return self.fixed_symbols
+        if self._active is None:
+            self._active = self._active_tickers()
+        return self._active
+
+    def _active_tickers(self) -> list[str]:
+        found: list[str] = []
+        body = self.pages.first(lambda r: r.list_tickers(market="stocks", active=True, limit=1000, raw=True))
+        while True:
+            rows, next_url = decode(body, RestTicker)
+            found += [row.ticker for row in rows]
+            if not next_url:
+                return sorted(set(found))
+            body = self.pages.follow(next_url)
+
+    def events(self, gap: Gap, seen: set[tuple[Any, ...]]) -> list[Event]:
+        lo, hi = self.window(gap)
+        out: list[Event] = []
+        for channel, wanted in sorted(channels(gap.topics).items()):
+            dataset = DATASETS[CHANNEL_DATASET[channel]]
+            # A bar is sent when it ends: one ending in the window may start before it.
+            start = lo - lo % dataset.span_ms - dataset.span_ms if dataset.span_ms else lo
+            for symbol in self.symbols(wanted):
+                chunk = Chunk(dataset, symbol, start, hi + 1)
+                for event in self._fetch(chunk):
+                    key = identity(event)
+                    time_ms = event.get("t", event.get("e", 0))
+                    if key not in seen and lo <= time_ms <= hi:
+                        seen.add(key)
+                        out.append(event)
+        return out
+
+    def _fetch(self, chunk: Chunk) -> Iterator[Event]:
+        from tickpipe_history.datasets import first_requests
+
+        d = chunk.dataset
+        for request in first_requests(chunk):
+            body = self.pages.first(request)
+            while True:
+                try:
+                    rows, next_url = decode(body, d.row)
+                except Invalid as bad:
+                    log.error("a REST page for a repair failed validation: %s", bad)
+                    rows, next_url = [], bad.next_url
+                for row in rows:
+                    if d.name == "trades":
+                        yield trade_event(chunk.symbol, row)
+                    elif d.name == "quotes":
+                        yield quote_event(chunk.symbol, row)
+                    else:
+                        yield bar_event(d.ev, chunk.symbol, d.span_ms, row)
+                if not next_url:
+                    break
+                body = self.pages.follow(next_url)
+
+
+def published_around(kafka: dict[str, str], topic: str, lo_ms: int, hi_ms: int) -> set[tuple[Any, ...]]:
+    """Identities of the events in `topic` (committed) received within [lo_ms, hi_ms]."""
+    consumer = Consumer(
+        {
+            **kafka,
+            "group.id": f"tickpipe-repair-scan-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    seen: set[tuple[Any, ...]] = set()
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        starts = consumer.offsets_for_times([TopicPartition(topic, p, lo_ms) for p in partitions], timeout=10)
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+        }
+        todo = {tp.partition for tp in starts if tp.offset >= 0 and tp.offset < ends[tp.partition]}
+        consumer.assign([tp for tp in starts if tp.partition in todo])
+        while todo:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            if message.error() is not None:
+                if message.error().code() == -191:  # _PARTITION_EOF
+                    todo.discard(message.partition())
+                continue
+            if message.offset() >= ends[message.partition()] - 1:
+                todo.discard(message.partition())
+            _ts_type, ts = message.timestamp()
+            if ts > hi_ms:
+                todo.discard(message.partition())
+                continue
+            try:
+                event = orjson.loads(message.value() or b"")
+            except orjson.JSONDecodeError:
+                continue
+            key = identity(event) if isinstance(event, dict) else None
+            if key is not None:
+                seen.add(key)
+    finally:
+        consumer.close()
+    return seen
+
+
+class RepairMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.gaps = Counter("tickpipe_repair_gaps", "gaps repaired", registry=self.registry)
+        self.events = Counter("tickpipe_repair_events", "events restored from REST", registry=self.registry)
+        self.bad = Counter(
+            "tickpipe_repair_bad_records", "gap records that are not gaps", registry=self.registry
+        )
+
+
+class RepairService:
+    def __init__(self, settings: RepairSettings, pages: PolygonPages):
+        self.settings = settings
+        self.kafka = settings.kafka_config()
+        symbols = [s.strip() for s in settings.repair_symbols.split(",") if s.strip()] or None
+        self.repairer = Repairer(pages, int(settings.repair_margin_seconds * 1000), symbols)
+        self.metrics = RepairMetrics()
+        self.stop = threading.Event()
+        self.repaired = 0
+
+    def run(self) -> int:
+        s = self.settings
+        ensure_topics(self.kafka, {s.feed_gaps_topic: 1, s.raw_topic: s.raw_topic_partitions})
+        consumer = Consumer(
+            {
+                **self.kafka,
+                "group.id": s.repair_group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            }
+        )
+        producer = Producer(
+            {**self.kafka, "transactional.id": s.repair_transactional_id, "enable.idempotence": True}
+        )
+        producer.init_transactions(30)
+        consumer.subscribe([s.feed_gaps_topic])
+        try:
+            while not self.stop.is_set():
+                message = consumer.poll(0.5)
+                if message is None or message.error() is not None:
+                    continue
+                self._handle(consumer, producer, message)
+        finally:
+            consumer.close()
+        return 0
+
+    def _handle(self, consumer: Consumer, producer: Producer, message: Any) -> None:
+        try:
+            gap = Gap.parse(message.value() or b"")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            self.metrics.bad.inc()
+            log.error(
+                "a FEED_GAPS_TOPIC record is not a gap; skipped",
+                extra={"fields": {"offset": message.offset()}},
+            )
+            self._commit(consumer, producer, message, [], None)
+            return
+        lo, hi = self.repairer.window(gap)
+        margin = int(self.settings.repair_margin_seconds * 1000)
+        ready_at = max(hi + int(self.settings.repair_rest_lag_seconds * 1000), hi + margin)
+        while not self.stop.is_set() and time.time() * 1000 < ready_at:
+            self.stop.wait(min(1.0, (ready_at - time.time() * 1000) / 1000))  # until REST has the window
+        if self.stop.is_set():
+            return
+        while True:
+            try:
+                seen = published_around(self.kafka, self.settings.raw_topic, lo, hi + margin)
+                events = self.repairer.events(gap, seen)
+                self._commit(consumer, producer, message, events, gap)
+                break
+            except (RestFailure, KafkaException) as exc:
+                log.warning("repair of %s failed, retrying: %s", gap.gap_id, exc)
+                if self.stop.wait(5.0):
+                    return
+        self.metrics.gaps.inc()
+        self.metrics.events.inc(len(events))
+        self.repaired += 1
+        log.info(
+            "gap repaired",
+            extra={
+                "fields": {
+                    "gap_id": gap.gap_id,
+                    "from_ms": gap.from_ms,
+                    "to_ms": gap.to_ms,
+                    "why": gap.why,
+                    "events_restored": len(events),
+                }
+            },
+        )
+
+    def _commit(
+        self, consumer: Consumer, producer: Producer, message: Any, events: list[Event], gap: Gap | None
+    ) -> None:
+        producer.begin_transaction()
+        try:
+            now = str(time.time_ns()).encode()
+            for event in events:
+                headers = [
+                    (RECEIVED_HEADER, now),
+                    (FEED_HEADER, (gap.feed if gap else "").encode()),
+                    (SOURCE_HEADER, b"rest"),
+                    (GAP_HEADER, (gap.gap_id if gap else "").encode()),
+                ]
+                producer.produce(
+                    self.settings.raw_topic,
+                    key=str(event["sym"]).encode(),
+                    value=orjson.dumps(event),
+                    headers=headers,
+                )
+                producer.poll(0)
+            offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
+            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+            producer.commit_transaction(60)
+        except KafkaException:
+            producer.abort_transaction(30)
+            raise
+
+
+def run_repair(settings: RepairSettings) -> int:
+    from tickpipe.config import ConfigError
+
+    key = settings.polygon_api_key.get_secret_value()
+    if not key:
+        raise ConfigError("POLYGON_API_KEY: required for `tickpipe repair` (set the variable)")
+    pages = PolygonPages(
+        key,
+        settings.polygon_rest_url,
+        RateLimiter(settings.requests_per_minute),
+        settings.backfill_max_wait_seconds,
+        settings.backfill_concurrency,
+    )
+    service = RepairService(settings, pages)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: service.stop.set())
+    log.info("repair service started", extra={"fields": {"gaps_topic": settings.feed_gaps_topic}})
+    return service.run()
