@@ -396,5 +396,16 @@ def run_repair(settings: RepairSettings) -> int:
     service = RepairService(settings, pages)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: service.stop.set())
+    server = None
+    if settings.metrics_port:
+        from tickpipe.metrics import MetricsServer
+
+        health = {"repaired": 0}
+        server = MetricsServer(service.metrics.registry, lambda: (True, health), port=settings.metrics_port)
+        server.start()
     log.info("repair service started", extra={"fields": {"gaps_topic": settings.feed_gaps_topic}})
-    return service.run()
+    try:
+        return service.run()
+    finally:
+        if server is not None:
+            server.stop()
