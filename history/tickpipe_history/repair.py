@@ -271,8 +271,31 @@ class RepairMetrics:
         )
 
 
+class GapLog:
+    """The `feed_gaps` table (011_feed_gaps.sql): each gap's state and the rows restored."""
+
+    def __init__(self, client: Any, database: str):
+        self.client = client
+        self.db = database
+
+    def record(self, gap: Gap, state: str, rows: int) -> None:
+        import datetime as dt
+
+        def at(ms: int) -> dt.datetime:
+            return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+        now = time.time_ns()
+        row = [gap.gap_id, gap.feed, at(gap.from_ms), at(gap.to_ms), list(gap.topics), gap.why, state, rows]
+        columns = ["gap_id", "feed", "gap_from", "gap_to", "topics", "why", "state", "rows_restored"]
+        self.client.insert(
+            f"`{self.db}`.feed_gaps",
+            [[*row, at(now // 1_000_000), now]],
+            column_names=[*columns, "updated", "version"],
+        )
+
+
 class RepairService:
-    def __init__(self, settings: RepairSettings, pages: PolygonPages):
+    def __init__(self, settings: RepairSettings, pages: PolygonPages, gap_log: GapLog | None = None):
         self.settings = settings
         self.kafka = settings.kafka_config()
         symbols = [s.strip() for s in settings.repair_symbols.split(",") if s.strip()] or None
@@ -280,6 +303,7 @@ class RepairService:
         self.metrics = RepairMetrics()
         self.stop = threading.Event()
         self.repaired = 0
+        self.gap_log = gap_log
 
     def run(self) -> int:
         s = self.settings
@@ -319,6 +343,7 @@ class RepairService:
             )
             self._commit(consumer, producer, message, [], None)
             return
+        self._log_gap(gap, "repairing", 0)
         lo, hi = self.repairer.window(gap)
         margin = int(self.settings.repair_margin_seconds * 1000)
         ready_at = max(hi + int(self.settings.repair_rest_lag_seconds * 1000), hi + margin)
@@ -336,6 +361,7 @@ class RepairService:
                 log.warning("repair of %s failed, retrying: %s", gap.gap_id, exc)
                 if self.stop.wait(5.0):
                     return
+        self._log_gap(gap, "repaired", len(events))
         self.metrics.gaps.inc()
         self.metrics.events.inc(len(events))
         self.repaired += 1
@@ -351,6 +377,14 @@ class RepairService:
                 }
             },
         )
+
+    def _log_gap(self, gap: Gap, state: str, rows: int) -> None:
+        if self.gap_log is None:
+            return
+        try:
+            self.gap_log.record(gap, state, rows)
+        except Exception:  # the table is a report: a failed write never stops a repair
+            log.warning("could not record the gap in feed_gaps", exc_info=True)
 
     def _commit(
         self, consumer: Consumer, producer: Producer, message: Any, events: list[Event], gap: Gap | None
@@ -380,6 +414,18 @@ class RepairService:
             raise
 
 
+def _open_gap_log(settings: RepairSettings) -> GapLog | None:
+    """feed_gaps in ClickHouse, if it can be opened (an embedded chDB folder held by the sink cannot)."""
+    from tickpipe_history.database import ClickHouseUnavailable, open_client
+
+    try:
+        client = open_client(settings.clickhouse_dsn.get_secret_value(), settings.clickhouse_database)
+    except ClickHouseUnavailable as exc:
+        log.warning("gaps are not recorded in feed_gaps: %s", exc)
+        return None
+    return GapLog(client, settings.clickhouse_database)
+
+
 def run_repair(settings: RepairSettings) -> int:
     from tickpipe.config import ConfigError
 
@@ -393,7 +439,7 @@ def run_repair(settings: RepairSettings) -> int:
         settings.backfill_max_wait_seconds,
         settings.backfill_concurrency,
     )
-    service = RepairService(settings, pages)
+    service = RepairService(settings, pages, _open_gap_log(settings))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: service.stop.set())
     server = None

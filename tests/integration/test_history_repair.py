@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +31,13 @@ from tickpipe_simulator.truth import session_events, spec_from_stats
 pytestmark = pytest.mark.integration
 
 TOPICS = "channel,symbol\nA,*\nAM,*\nT,*\nQ,*\n"
+FEED_GAPS = """
+import json, sys
+import clickhouse_connect
+client = clickhouse_connect.get_client(interface="chdb", path=sys.argv[1])
+rows = client.query("SELECT state, rows_restored, why FROM tickpipe.feed_gaps FINAL").result_rows
+print(json.dumps([list(r) for r in rows]))
+"""
 
 
 def _all_messages(kafka: KafkaHandle, topic: str) -> list[Any]:
@@ -92,6 +101,7 @@ def test_a_killed_producer_s_gap_is_filled_from_rest_exactly_once(
             "REPAIR_MARGIN_SECONDS": "3",
             "REPAIR_GROUP_ID": f"repair-{uuid.uuid4().hex[:6]}",
             "REPAIR_TRANSACTIONAL_ID": f"repair-{uuid.uuid4().hex[:6]}",
+            "CLICKHOUSE_DSN": f"chdb://{tmp_path / 'chdb'}",
         }
         repair = ServiceProcess(
             "repair", ["repair"], repair_env, tmp_path / "repair.log", free_port()
@@ -130,6 +140,12 @@ def test_a_killed_producer_s_gap_is_filled_from_rest_exactly_once(
     assert not doubled, f"{len(doubled)} events twice, e.g. {next(iter(doubled))}"
     restored = sum(1 for m in messages if ("tp.source", b"rest") in (m.headers() or []))
     assert restored == done[0]["events_restored"]
+
+    gaps = subprocess.run(
+        [sys.executable, "-c", FEED_GAPS, str(tmp_path / "chdb")], capture_output=True, text=True, timeout=60
+    )
+    assert gaps.returncode == 0, gaps.stderr[-2000:]
+    assert json.loads(gaps.stdout) == [["repaired", done[0]["events_restored"], "producer restart"]]
 
     spec = spec_from_stats(stats)
     first_second = stats["connections"][0]["first_second_ms"]
