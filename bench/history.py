@@ -95,6 +95,7 @@ def _flatfiles(client: Any, work: Path, tickers: int) -> dict[str, Any]:
         s3.put_object(Bucket=bucket, Key=day_key(dt.date(2024, 3, 7)), Body=body)
         migrate(client, "bench_ff")
         credentials = boto3.session.Session().get_credentials()
+        assert credentials is not None, "AWS credentials (AWS_ACCESS_KEY_ID ...) are set above"
         loader = FlatFileLoader(
             HistoryStore(client, "bench_ff"),
             s3,

@@ -185,8 +185,8 @@ class Repairer:
                 chunk = Chunk(dataset, symbol, start, hi + 1)
                 for event in self._fetch(chunk):
                     key = identity(event)
-                    time_ms = event.get("t", event.get("e", 0))
-                    if key not in seen and lo <= time_ms <= hi:
+                    time_ms = int(event.get("t") or event.get("e") or 0)
+                    if key is not None and key not in seen and lo <= time_ms <= hi:
                         seen.add(key)
                         out.append(event)
         return out
@@ -239,15 +239,17 @@ def published_around(kafka: dict[str, str], topic: str, lo_ms: int, hi_ms: int) 
             message = consumer.poll(1.0)
             if message is None:
                 continue
-            if message.error() is not None:
-                if message.error().code() == -191:  # _PARTITION_EOF
-                    todo.discard(message.partition())
+            error = message.error()
+            partition = message.partition() or 0
+            if error is not None:
+                if error.code() == -191:  # _PARTITION_EOF
+                    todo.discard(partition)
                 continue
-            if message.offset() >= ends[message.partition()] - 1:
-                todo.discard(message.partition())
+            if (message.offset() or 0) >= ends[partition] - 1:
+                todo.discard(partition)
             _ts_type, ts = message.timestamp()
-            if ts > hi_ms:
-                todo.discard(message.partition())
+            if (ts or 0) > hi_ms:
+                todo.discard(partition)
                 continue
             try:
                 event = orjson.loads(message.value() or b"")
@@ -393,7 +395,7 @@ class RepairService:
         try:
             now = str(time.time_ns()).encode()
             for event in events:
-                headers = [
+                headers: list[tuple[str, str | bytes | None]] = [
                     (RECEIVED_HEADER, now),
                     (FEED_HEADER, (gap.feed if gap else "").encode()),
                     (SOURCE_HEADER, b"rest"),
@@ -446,7 +448,7 @@ def run_repair(settings: RepairSettings) -> int:
     if settings.metrics_port:
         from tickpipe.metrics import MetricsServer
 
-        health = {"repaired": 0}
+        health: dict[str, object] = {}
         server = MetricsServer(service.metrics.registry, lambda: (True, health), port=settings.metrics_port)
         server.start()
     log.info("repair service started", extra={"fields": {"gaps_topic": settings.feed_gaps_topic}})

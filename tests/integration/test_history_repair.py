@@ -62,7 +62,7 @@ def _all_messages(kafka: KafkaHandle, topic: str) -> list[Any]:
             if message is None:
                 continue
             if message.error() is not None:
-                done.add(message.partition())
+                done.add(message.partition() or 0)
                 continue
             messages.append(message)
     finally:
