@@ -59,7 +59,12 @@ class RepairSettings(BackfillSettings):
         "tickpipe-repair", min_length=1, description="Kafka transactional.id"
     )
     repair_margin_seconds: float = Field(5.0, ge=0, description="the gap is widened by this on both sides")
-    repair_rest_lag_seconds: float = Field(120.0, ge=0, description="how far REST trails the feed")
+    repair_rest_lag_seconds: float = Field(
+        60.0, ge=0, description="wait this long after a gap before asking REST (it trails the feed)"
+    )
+    repair_rest_max_wait_seconds: float = Field(
+        900.0, ge=0, description="then ask until REST has data past the gap, at most this long"
+    )
     repair_symbols: str = Field(
         "", description="symbols for `*` subscriptions; empty = REST's active tickers"
     )
@@ -173,6 +178,28 @@ class Repairer:
             if not next_url:
                 return sorted(set(found))
             body = self.pages.follow(next_url)
+
+    def caught_up(self, gap: Gap) -> bool:
+        """Has REST got past the window's end? Per channel, some symbol has an event after it."""
+        _, hi = self.window(gap)
+        for channel, wanted in sorted(channels(gap.topics).items()):
+            dataset = DATASETS[CHANNEL_DATASET[channel]]
+            after = Chunk(dataset, "", hi + 1, hi + 1 + 3_600_000)
+            if not any(
+                self._has_any(Chunk(dataset, s, after.start_ms, after.end_ms)) for s in self.symbols(wanted)
+            ):
+                return False
+        return True
+
+    def _has_any(self, chunk: Chunk) -> bool:
+        from tickpipe_history.datasets import first_requests
+
+        body = self.pages.first(first_requests(chunk)[0])
+        try:
+            rows, _ = decode(body, chunk.dataset.row)
+        except Invalid:
+            return False
+        return bool(rows)
 
     def events(self, gap: Gap, seen: set[tuple[Any, ...]]) -> list[Event]:
         lo, hi = self.window(gap)
@@ -351,6 +378,12 @@ class RepairService:
         ready_at = max(hi + int(self.settings.repair_rest_lag_seconds * 1000), hi + margin)
         while not self.stop.is_set() and time.time() * 1000 < ready_at:
             self.stop.wait(min(1.0, (ready_at - time.time() * 1000) / 1000))  # until REST has the window
+        deadline = time.monotonic() + self.settings.repair_rest_max_wait_seconds
+        while not self.stop.is_set() and not self._caught_up(gap):
+            if time.monotonic() > deadline:
+                log.warning("REST has not caught up with %s; repairing what it has", gap.gap_id)
+                break
+            self.stop.wait(2.0)  # REST lags the feed: ask again
         if self.stop.is_set():
             return
         while True:
@@ -379,6 +412,13 @@ class RepairService:
                 }
             },
         )
+
+    def _caught_up(self, gap: Gap) -> bool:
+        try:
+            return self.repairer.caught_up(gap)
+        except RestFailure as exc:
+            log.warning("asking REST whether it has caught up failed: %s", exc)
+            return False
 
     def _log_gap(self, gap: Gap, state: str, rows: int) -> None:
         if self.gap_log is None:

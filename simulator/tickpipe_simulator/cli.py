@@ -45,6 +45,12 @@ _SIMULATE_FLAGS: list[tuple[str, str, type | None, str]] = [
     ("--max-buffer-bytes", "max_buffer_bytes", int, "unsent bytes per client before slow_consumer [64 MiB]"),
     ("--history-seconds", "history_seconds", int, "seconds of bars the REST API remembers [21600]"),
     (
+        "--rest-lag-seconds",
+        "rest_lag_seconds",
+        int,
+        "REST (bars, trades, quotes) trails the websocket by this many seconds, as Polygon's can [0]",
+    ),
+    (
         "--tick-history-seconds",
         "tick_history_seconds",
         int,

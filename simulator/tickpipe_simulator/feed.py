@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -65,8 +66,16 @@ def replay_batches(path: Path) -> Iterator[Batch]:
 
 
 class Feed:
-    def __init__(self, hub: Hub, batches: Iterator[Batch], speed: float, wait_for_subscriber: bool):
+    def __init__(
+        self,
+        hub: Hub,
+        batches: Iterator[Batch],
+        speed: float,
+        wait_for_subscriber: bool,
+        rest_lag_seconds: int = 0,
+    ):
         self.hub = hub
+        self.rest_lag_seconds = rest_lag_seconds  # REST history trails the websocket by this many batches
         self.batches = batches
         self.speed = speed
         self.wait_for_subscriber = wait_for_subscriber or speed == 0
@@ -81,6 +90,7 @@ class Feed:
             await self.hub.subscribed.wait()
         self.started = True
         t0 = loop.time()
+        lagging: deque[Callable[[], None]] = deque()
         for batch in self.batches:
             if self.speed == 0:
                 await self.hub.subscribed.wait()
@@ -98,7 +108,11 @@ class Feed:
             if self.speed > 0:
                 await self._pace(t0 + batch.end_offset_s / self.speed)
             if batch.done is not None:
-                batch.done()
+                lagging.append(batch.done)
+            while len(lagging) > self.rest_lag_seconds:
+                lagging.popleft()()
+        while lagging:  # the session is over: REST catches up
+            lagging.popleft()()
         self.finished = True
         log.info("session complete: the feed is quiet, connections stay open")
 

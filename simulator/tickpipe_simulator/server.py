@@ -79,7 +79,7 @@ class Simulator:
             else generated_batches(self.market, self.history, self.ticks)
         )
         wait = settings.wait_for_subscriber if settings.wait_for_subscriber is not None else replay
-        self.feed = Feed(self.hub, batches, settings.speed, wait)
+        self.feed = Feed(self.hub, batches, settings.speed, wait, settings.rest_lag_seconds)
         self.options = ProtocolOptions(
             api_keys=settings.key_set(),
             auth_timeout_s=settings.auth_timeout,

@@ -82,6 +82,7 @@ class SimulatorSettings(BaseServiceSettings):
         64 << 20, ge=1024, validation_alias=AliasChoices("simulator_max_buffer_bytes")
     )
     history_seconds: int = Field(6 * 3600, ge=1, validation_alias=AliasChoices("simulator_history_seconds"))
+    rest_lag_seconds: int = Field(0, ge=0, validation_alias=AliasChoices("simulator_rest_lag_seconds"))
     tick_history_seconds: int = Field(
         900, ge=1, validation_alias=AliasChoices("simulator_tick_history_seconds")
     )

@@ -77,7 +77,9 @@ def test_a_killed_producer_s_gap_is_filled_from_rest_exactly_once(
     start_producer: Callable[..., ProducerRun],  # noqa: F811
 ) -> None:
     gaps_topic = new_topic("gaps", partitions=1)
-    with SimulatorProcess(tmp_path, "--symbols", "5", "--rate", "400", "--session-seconds", "50") as sim:
+    # REST trails the websocket by 8 s: the repair must wait until REST has the whole gap.
+    args = ["--symbols", "5", "--rate", "400", "--session-seconds", "50", "--rest-lag-seconds", "8"]
+    with SimulatorProcess(tmp_path, *args) as sim:
         first = start_producer(sim, TOPICS, FEED_GAPS_TOPIC=gaps_topic)
         _wait_healthy(first)
         wait_for(
