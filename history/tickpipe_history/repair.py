@@ -4,8 +4,9 @@ For each record on FEED_GAPS_TOPIC (the producer publishes one per gap; gaps.py 
 1. the window is the gap widened by REPAIR_MARGIN_SECONDS on both sides, and the service waits
    until REST should have it (REPAIR_REST_LAG_SECONDS after the window's end, Polygon's REST
    trails the feed) and the live feed has run a margin past it;
-2. what the live feed did publish around the gap is read back from RAW_TOPIC (read_committed,
-   from the offsets at the window's start) and kept as identities: trades (symbol, time,
+2. what the live feed did publish around the gap (and what earlier repairs restored) is read
+   back from RAW_TOPIC (read_committed, from the offsets at the window's start to the end) and
+   kept as identities: trades (symbol, time,
    sequence, exchange, id), quotes (symbol, time, sequence), aggregates (ev, symbol, start);
 3. per subscribed channel REST can serve (A -> second aggregates, AM -> minute aggregates,
    T -> trades, Q -> quotes) and per symbol (a `*` subscription: the active tickers from
@@ -242,8 +243,10 @@ class Repairer:
                 body = self.pages.follow(next_url)
 
 
-def published_around(kafka: dict[str, str], topic: str, lo_ms: int, hi_ms: int) -> set[tuple[Any, ...]]:
-    """Identities of the events in `topic` (committed) received within [lo_ms, hi_ms]."""
+def published_since(kafka: dict[str, str], topic: str, lo_ms: int) -> set[tuple[Any, ...]]:
+    """Identities of the events in `topic` (committed) from the first record stamped at or after
+    `lo_ms` to the end of each partition at the time of the call: the live feed's events around
+    the gap and those earlier repairs restored (stamped later, when they were produced)."""
     consumer = Consumer(
         {
             **kafka,
@@ -274,10 +277,6 @@ def published_around(kafka: dict[str, str], topic: str, lo_ms: int, hi_ms: int) 
                 continue
             if (message.offset() or 0) >= ends[partition] - 1:
                 todo.discard(partition)
-            _ts_type, ts = message.timestamp()
-            if (ts or 0) > hi_ms:
-                todo.discard(partition)
-                continue
             try:
                 event = orjson.loads(message.value() or b"")
             except orjson.JSONDecodeError:
@@ -388,7 +387,7 @@ class RepairService:
             return
         while True:
             try:
-                seen = published_around(self.kafka, self.settings.raw_topic, lo, hi + margin)
+                seen = published_since(self.kafka, self.settings.raw_topic, lo)
                 events = self.repairer.events(gap, seen)
                 self._commit(consumer, producer, message, events, gap)
                 break
