@@ -27,8 +27,7 @@ import logging
 import signal
 import threading
 import time
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +38,18 @@ from pydantic import Field
 
 from tickpipe.kafka import ensure_topics
 from tickpipe_history.datasets import DATASETS, Chunk
-from tickpipe_history.pages import AggBar, Invalid, RestQuote, RestTicker, RestTrade, decode
+from tickpipe_history.pages import Invalid, RestTicker, decode
 from tickpipe_history.rate_limit import RateLimiter
+from tickpipe_history.raw_scan import published_since
+from tickpipe_history.repair_events import (
+    CHANNEL_DATASET,
+    Event,
+    bar_event,
+    channels,
+    identity,
+    quote_event,
+    trade_event,
+)
 from tickpipe_history.rest_client import PolygonPages, RestFailure
 from tickpipe_history.settings import BackfillSettings
 
@@ -50,7 +59,6 @@ SOURCE_HEADER = "tp.source"
 RECEIVED_HEADER = "tp.received_ns"
 FEED_HEADER = "tp.feed"
 GAP_HEADER = "tp.gap_id"
-CHANNEL_DATASET = {"A": "second_aggs", "AM": "minute_aggs", "T": "trades", "Q": "quotes"}
 
 
 class RepairSettings(BackfillSettings):
@@ -91,62 +99,6 @@ class Gap:
             tuple(str(t) for t in data["topics"]),
             str(data.get("why", "")),
         )
-
-
-Event = dict[str, Any]
-
-
-def identity(event: Event) -> tuple[Any, ...] | None:
-    """What makes an event the same event, per kind (None: a kind REST does not repair)."""
-    ev = event.get("ev")
-    if ev == "T":
-        return ("T", event.get("sym"), event.get("t"), event.get("q"), event.get("x"), str(event.get("i")))
-    if ev == "Q":
-        return ("Q", event.get("sym"), event.get("t"), event.get("q"))
-    if ev in ("A", "AM"):
-        return (ev, event.get("sym"), event.get("s"))
-    return None
-
-
-def trade_event(symbol: str, t: RestTrade) -> Event:
-    event: Event = {"ev": "T", "sym": symbol, "x": t.exchange, "i": t.id, "z": t.tape or 0, "p": t.price}
-    event |= {"s": _number(t.size), "t": t.sip_timestamp // 1_000_000, "q": t.sequence_number}
-    if t.conditions:
-        event["c"] = list(t.conditions)
-    return event
-
-
-def quote_event(symbol: str, q: RestQuote) -> Event:
-    event: Event = {"ev": "Q", "sym": symbol, "bx": q.bid_exchange, "bp": q.bid_price}
-    event |= {"bs": _number(q.bid_size), "ax": q.ask_exchange, "ap": q.ask_price, "as": _number(q.ask_size)}
-    if q.conditions:
-        event["c"] = q.conditions[0]
-    event |= {"t": q.sip_timestamp // 1_000_000, "q": q.sequence_number, "z": q.tape or 0}
-    return event
-
-
-def bar_event(ev: str, symbol: str, span_ms: int, b: AggBar) -> Event:
-    event: Event = {"ev": ev, "sym": symbol, "v": _number(b.v), "vw": b.vw, "o": b.o, "c": b.c, "h": b.h}
-    event |= {"l": b.l, "s": b.t, "e": b.t + span_ms}
-    if b.n:
-        event["z"] = int(b.v // b.n)
-    if event["vw"] is None:
-        del event["vw"]
-    return event
-
-
-def _number(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else value
-
-
-def channels(topics: Iterable[str]) -> dict[str, set[str]]:
-    """{"A": {"*"}, "T": {"AAPL"}} from ["A.*", "T.AAPL", "XT.*" (ignored: not REST-served)]."""
-    out: dict[str, set[str]] = {}
-    for topic in topics:
-        channel, _, symbol = topic.partition(".")
-        if channel in CHANNEL_DATASET and symbol:
-            out.setdefault(channel, set()).add(symbol)
-    return out
 
 
 class Repairer:
@@ -241,52 +193,6 @@ class Repairer:
                 if not next_url:
                     break
                 body = self.pages.follow(next_url)
-
-
-def published_since(kafka: dict[str, str], topic: str, lo_ms: int) -> set[tuple[Any, ...]]:
-    """Identities of the events in `topic` (committed) from the first record stamped at or after
-    `lo_ms` to the end of each partition at the time of the call: the live feed's events around
-    the gap and those earlier repairs restored (stamped later, when they were produced)."""
-    consumer = Consumer(
-        {
-            **kafka,
-            "group.id": f"tickpipe-repair-scan-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    seen: set[tuple[Any, ...]] = set()
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        starts = consumer.offsets_for_times([TopicPartition(topic, p, lo_ms) for p in partitions], timeout=10)
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
-        }
-        todo = {tp.partition for tp in starts if tp.offset >= 0 and tp.offset < ends[tp.partition]}
-        consumer.assign([tp for tp in starts if tp.partition in todo])
-        while todo:
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            error = message.error()
-            partition = message.partition() or 0
-            if error is not None:
-                if error.code() == -191:  # _PARTITION_EOF
-                    todo.discard(partition)
-                continue
-            if (message.offset() or 0) >= ends[partition] - 1:
-                todo.discard(partition)
-            try:
-                event = orjson.loads(message.value() or b"")
-            except orjson.JSONDecodeError:
-                continue
-            key = identity(event) if isinstance(event, dict) else None
-            if key is not None:
-                seen.add(key)
-    finally:
-        consumer.close()
-    return seen
 
 
 class RepairMetrics:

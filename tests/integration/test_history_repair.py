@@ -24,7 +24,7 @@ from tests.integration.test_producer import ProducerRun, _wait_healthy, start_pr
 from tests.support import wait_for
 from tickpipe.demo.services import ServiceProcess
 from tickpipe.local.process import free_port
-from tickpipe_history.repair import identity
+from tickpipe_history.repair_events import identity
 from tickpipe_simulator.testing import SimulatorProcess
 from tickpipe_simulator.truth import session_events, spec_from_stats
 

@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from tickpipe_history.pages import AggBar, RestQuote, RestTrade
-from tickpipe_history.repair import Gap, bar_event, channels, identity, quote_event, trade_event
+from tickpipe_history.repair import Gap
+from tickpipe_history.repair_events import bar_event, channels, identity, quote_event, trade_event
 
 
 def test_a_gap_record_parses_and_a_bad_one_raises() -> None:
