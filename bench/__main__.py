@@ -29,6 +29,7 @@ SCENARIOS: dict[str, str] = {
     "web": "bench.web",  # the live console: event -> websocket bar update, 100 clients, its CPU
     "image-deps": "bench.image_deps",  # the images' Python environment, installed from the lock
     "cdk-synth": "bench.cdk_synth",  # offline synthesis of the CDK app
+    "history": "bench.history",  # REST backfill and flat-file loads into chDB
 }
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 # Topics (defaults; each is a setting: RAW_TOPIC, FILTERED_TOPIC).
 RAW_TOPIC = "polygon_stream_aggregates"
 FILTERED_TOPIC = "custom_filtered_stock_data_topic"
+FEED_GAPS_TOPIC = "tickpipe_feed_gaps"  # the producer's gaps, repaired by `tickpipe repair`
 DLQ_SUFFIX = ".dlq"
 
 
@@ -26,6 +27,8 @@ def dlq_topic(source_topic: str) -> str:
 # Headers. Values are bytes; numbers are decimal ASCII.
 RECEIVED_NS = "tp.received_ns"  # raw topic: Unix ns when the producer read the frame
 FEED = "tp.feed"  # raw topic: `host[:port]/market`
+SOURCE = "tp.source"  # raw topic: `rest` for an event the repair fetched (absent: the websocket)
+GAP_ID = "tp.gap_id"  # raw topic: the gap a repaired event fills
 DLQ_REASON = "tp.dlq.reason"  # a short code: malformed_json, missing_field, ...
 DLQ_DETAIL = "tp.dlq.detail"  # a sentence naming the field at fault; never a secret
 SOURCE_TOPIC = "tp.source.topic"

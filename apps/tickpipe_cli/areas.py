@@ -39,6 +39,12 @@ _SERVICES: tuple[Area, ...] = (
     Area("tickpipe_producer.cli", ("producer", "subscriptions"), "producer", _PRODUCER),
     Area("tickpipe_processor.cli", ("processor",), "processor", ("boto3", "msgspec", "yaml")),
     Area("tickpipe_clickhouse.cli", ("sink", "migrate", "query"), "sink", ("clickhouse_connect",)),
+    Area(
+        "tickpipe_history.cli",
+        ("backfill", "repair"),
+        "history",
+        ("boto3", "clickhouse_connect", "msgspec", "polygon", "tqdm"),
+    ),
 )
 # The live console: aiohttp serves it; it reads ClickHouse through the query path (clickhouse_connect).
 _WEB = ("aiohttp", "clickhouse_connect")

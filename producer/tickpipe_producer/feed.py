@@ -82,6 +82,7 @@ class Feed:
         max_reconnects: int = 0,
         clock_ns: Callable[[], int] = time.time_ns,
         gap_started: float | None = None,
+        on_gap: Callable[[float, float, list[str], str], None] | None = None,
     ):
         self.queue = queue
         self.metrics = metrics
@@ -103,6 +104,8 @@ class Feed:
         # A gap is open until the first frame of the next session: from start-up when the previous
         # producer's last event is known (a restart), and from every disconnection.
         self._gap_started: float | None = gap_started
+        self._gap_reason = "producer restart"
+        self.on_gap = on_gap  # (from, to, topics, why), e.g. GapPublisher.publish
         self._stopping = False
         self.connected = False
 
@@ -142,6 +145,7 @@ class Feed:
                 return EXIT_KEY_REJECTED
             if self._gap_started is None:
                 self._gap_started = time.time()
+                self._gap_reason = str(reason)
             if time.monotonic() - started >= STABLE_SESSION_SECONDS:
                 failures = 0  # a session that lasted was a success: start the backoff over
                 self.backoff.reset()
@@ -228,6 +232,8 @@ class Feed:
                     }
                 },
             )
+            if self.on_gap is not None:
+                self.on_gap(self._gap_started, ended, sorted(self.topics), self._gap_reason)
             self._gap_started = None
 
     def _handle_statuses(self, frame: str | bytes) -> None:

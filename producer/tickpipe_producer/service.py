@@ -19,6 +19,7 @@ from tickpipe.kafka import ensure_topics
 from tickpipe.metrics import MetricsServer
 from tickpipe_producer.feed import Backoff, Feed
 from tickpipe_producer.frame_queue import FrameQueue
+from tickpipe_producer.gaps import GapPublisher
 from tickpipe_producer.metrics import ProducerMetrics
 from tickpipe_producer.publisher import KafkaPublisher
 from tickpipe_producer.reloader import InitialLoadError, Reloader, load_initial
@@ -42,7 +43,8 @@ def run(settings: ProducerSettings) -> int:
         raise ConfigError(f"no good subscription set:\n{exc}") from None
     log.info("subscriptions loaded", extra={"fields": {"topics": sorted(initial.topics)}})
 
-    ensure_topics(settings.kafka_config(), settings.topic_partitions())
+    ensure_topics(settings.kafka_config(), {**settings.topic_partitions(), settings.feed_gaps_topic: 1})
+    gaps = GapPublisher(settings.feed_gaps_topic, settings.feed_label, settings.kafka_config())
     resumed_from = previous_coverage_end(settings.kafka_config(), settings.raw_topic, settings.feed_label)
     metrics = ProducerMetrics()
     queue = FrameQueue(settings.queue_max_bytes)
@@ -65,6 +67,7 @@ def run(settings: ProducerSettings) -> int:
         backoff=Backoff(settings.reconnect_initial_seconds, settings.reconnect_max_seconds),
         max_reconnects=settings.max_reconnects,
         gap_started=resumed_from,
+        on_gap=gaps.publish,
     )
     server = None
     if settings.metrics_port:
@@ -77,6 +80,7 @@ def run(settings: ProducerSettings) -> int:
         code = asyncio.run(_main(settings, source, initial.topics, feed, publisher, metrics))
     finally:
         left = publisher.stop(settings.shutdown_grace_seconds)
+        gaps.close()
         if server:
             server.stop()
     if publisher.fatal is not None:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from tickpipe import contract
 from tickpipe.config import BaseServiceSettings
 
 Market = Literal["stocks", "crypto", "forex", "options", "indices"]
@@ -27,6 +28,9 @@ class ProducerSettings(BaseServiceSettings):
     reconnect_max_seconds: float = Field(30.0, gt=0, description="longest reconnect delay")
     max_reconnects: int = Field(0, ge=0, description="give up after this many reconnects in a row; 0 = never")
     metrics_port: int = Field(9101, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off")
+    feed_gaps_topic: str = Field(
+        contract.FEED_GAPS_TOPIC, min_length=1, description="each websocket gap, for `tickpipe repair`"
+    )
 
     @field_validator("subscriptions_uri")
     @classmethod

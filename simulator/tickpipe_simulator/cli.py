@@ -44,6 +44,18 @@ _SIMULATE_FLAGS: list[tuple[str, str, type | None, str]] = [
     ("--max-connections-per-key", "max_connections_per_key", int, "then the oldest is evicted [1]"),
     ("--max-buffer-bytes", "max_buffer_bytes", int, "unsent bytes per client before slow_consumer [64 MiB]"),
     ("--history-seconds", "history_seconds", int, "seconds of bars the REST API remembers [21600]"),
+    (
+        "--rest-lag-seconds",
+        "rest_lag_seconds",
+        int,
+        "REST (bars, trades, quotes) trails the websocket by this many seconds, as Polygon's can [0]",
+    ),
+    (
+        "--tick-history-seconds",
+        "tick_history_seconds",
+        int,
+        "seconds of trades and quotes /v3/trades and /v3/quotes remember [900]",
+    ),
 ]
 
 
@@ -80,6 +92,14 @@ def register(subparsers: Any) -> None:
         '(applies to the next connection unless "target":"every"); repeatable',
     )
     sim.add_argument(
+        "--rest-fault",
+        dest="rest_faults",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help='arm a REST fault at start, e.g. \'{"status":429,"count":20,"retry_after":1}\'; repeatable',
+    )
+    sim.add_argument(
         "--ready-file",
         type=Path,
         help="write the listening port to this file once ready (for harnesses using --port 0)",
@@ -114,6 +134,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from tickpipe.config import ConfigError, load_settings
     from tickpipe_simulator.faults import FaultError, parse_fault
+    from tickpipe_simulator.rest_faults import parse_rest_fault
     from tickpipe_simulator.server import serve
     from tickpipe_simulator.settings import SimulatorSettings
 
@@ -124,6 +145,12 @@ def _simulate(args: argparse.Namespace) -> int:
         raise ConfigError(f"--fault: {exc}") from None
     if faults:
         overrides["faults"] = faults
+    try:
+        rest_faults = [parse_rest_fault(raw) for raw in args.rest_faults]
+    except FaultError as exc:
+        raise ConfigError(f"--rest-fault: {exc}") from None
+    if rest_faults:
+        overrides["rest_faults"] = rest_faults
     settings = load_settings(SimulatorSettings, overrides)
     ready_file: Path | None = args.ready_file
 

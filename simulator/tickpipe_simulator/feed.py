@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -19,8 +20,9 @@ from pathlib import Path
 from tickpipe_simulator.bars import BarHistory
 from tickpipe_simulator.events import Tick, event_symbol, event_time, second_ticks
 from tickpipe_simulator.hub import Hub
-from tickpipe_simulator.market import Market
+from tickpipe_simulator.market import Market, SecondData
 from tickpipe_simulator.recording import read_recording
+from tickpipe_simulator.tick_history import TickHistory
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +34,18 @@ class Batch:
     done: Callable[[], None] | None = None  # runs once the batch's time has come (e.g. REST history)
 
 
-def generated_batches(market: Market, history: BarHistory | None) -> Iterator[Batch]:
+def generated_batches(
+    market: Market, history: BarHistory | None, ticks: TickHistory | None = None
+) -> Iterator[Batch]:
     while (data := market.next_second()) is not None:
-        done = None if history is None else partial(history.add, data.second_agg)
+        done = None if history is None else partial(_remember, history, ticks, data)
         yield Batch(data.index + 1.0, partial(second_ticks, market, data), done)
+
+
+def _remember(history: BarHistory, ticks: TickHistory | None, data: SecondData) -> None:
+    history.add(data.second_agg)
+    if ticks is not None:
+        ticks.add(data)
 
 
 def replay_batches(path: Path) -> Iterator[Batch]:
@@ -56,8 +66,16 @@ def replay_batches(path: Path) -> Iterator[Batch]:
 
 
 class Feed:
-    def __init__(self, hub: Hub, batches: Iterator[Batch], speed: float, wait_for_subscriber: bool):
+    def __init__(
+        self,
+        hub: Hub,
+        batches: Iterator[Batch],
+        speed: float,
+        wait_for_subscriber: bool,
+        rest_lag_seconds: int = 0,
+    ):
         self.hub = hub
+        self.rest_lag_seconds = rest_lag_seconds  # REST history trails the websocket by this many batches
         self.batches = batches
         self.speed = speed
         self.wait_for_subscriber = wait_for_subscriber or speed == 0
@@ -72,6 +90,7 @@ class Feed:
             await self.hub.subscribed.wait()
         self.started = True
         t0 = loop.time()
+        lagging: deque[Callable[[], None]] = deque()
         for batch in self.batches:
             if self.speed == 0:
                 await self.hub.subscribed.wait()
@@ -89,7 +108,11 @@ class Feed:
             if self.speed > 0:
                 await self._pace(t0 + batch.end_offset_s / self.speed)
             if batch.done is not None:
-                batch.done()
+                lagging.append(batch.done)
+            while len(lagging) > self.rest_lag_seconds:
+                lagging.popleft()()
+        while lagging:  # the session is over: REST catches up
+            lagging.popleft()()
         self.finished = True
         log.info("session complete: the feed is quiet, connections stay open")
 

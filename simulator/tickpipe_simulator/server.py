@@ -4,7 +4,9 @@
 GET  /healthz                200 while the server runs
 GET  /_sim/stats             the session spec, the feed state, per-connection and total counts
 POST /_sim/fault             arm a fault (JSON, see faults.py)
+POST /_sim/rest_fault        arm a REST fault: 429, 403, delay, a corrupt page (see rest_faults.py)
 GET  /v2/aggs/...            REST bars (see rest.py)
+GET  /v3/...                 REST trades, quotes, tickers and conditions (see rest_v3.py)
 """
 
 from __future__ import annotations
@@ -23,8 +25,19 @@ from tickpipe_simulator.faults import FaultError, parse_fault
 from tickpipe_simulator.feed import Feed, generated_batches, replay_batches
 from tickpipe_simulator.hub import Hub
 from tickpipe_simulator.market import Market
-from tickpipe_simulator.rest import RestError, error_response, grouped_daily, json_response, range_aggs
+from tickpipe_simulator.reference import ticker_versions
+from tickpipe_simulator.rest import (
+    RestError,
+    check_key,
+    error_response,
+    grouped_daily,
+    json_response,
+    range_aggs,
+)
+from tickpipe_simulator.rest_faults import RestFaults, parse_rest_fault
+from tickpipe_simulator.rest_v3 import conditions, tickers, ticks
 from tickpipe_simulator.settings import SimulatorSettings
+from tickpipe_simulator.tick_history import TickHistory
 from tickpipe_simulator.websocket import ProtocolOptions, serve_connection
 
 log = logging.getLogger(__name__)
@@ -40,6 +53,17 @@ class Simulator:
         self.spec = settings.market_spec()
         self.market = Market(self.spec)
         self.history = BarHistory(self.market.tickers, self.market.scale.tolist(), settings.history_seconds)
+        self.ticks = TickHistory(
+            self.market.tickers,
+            self.market.scale.tolist(),
+            self.market.tapes.tolist(),
+            settings.tick_history_seconds,
+        )
+        self.ticker_versions = ticker_versions(self.spec.symbols, self.spec.start_ms)
+        self.rest_faults = RestFaults()
+        self.rest_requests = 0
+        for rest_fault in settings.rest_faults:
+            self.rest_faults.arm(rest_fault)
         self.hub = Hub(
             self.spec.market,
             self.spec.kind.event_types,
@@ -52,10 +76,10 @@ class Simulator:
         batches = (
             replay_batches(settings.replay)
             if settings.replay
-            else generated_batches(self.market, self.history)
+            else generated_batches(self.market, self.history, self.ticks)
         )
         wait = settings.wait_for_subscriber if settings.wait_for_subscriber is not None else replay
-        self.feed = Feed(self.hub, batches, settings.speed, wait)
+        self.feed = Feed(self.hub, batches, settings.speed, wait, settings.rest_lag_seconds)
         self.options = ProtocolOptions(
             api_keys=settings.key_set(),
             auth_timeout_s=settings.auth_timeout,
@@ -71,8 +95,13 @@ class Simulator:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/_sim/stats", self._stats)
         app.router.add_post("/_sim/fault", self._fault)
+        app.router.add_post("/_sim/rest_fault", self._rest_fault)
         app.router.add_get("/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from}/{to}", self._range)
         app.router.add_get("/v2/aggs/grouped/locale/us/market/stocks/{date}", self._grouped)
+        app.router.add_get("/v3/trades/{ticker}", self._trades)
+        app.router.add_get("/v3/quotes/{ticker}", self._quotes)
+        app.router.add_get("/v3/reference/tickers", self._tickers)
+        app.router.add_get("/v3/reference/conditions", self._conditions)
         app.router.add_get("/{market}", self._websocket)
         return app
 
@@ -116,7 +145,14 @@ class Simulator:
             "ticks_published": self.hub.ticks_published,
             "seconds_generated": self.market.index,
         }
-        return {"session": session, "feed": feed, **self.hub.snapshot()}
+        span = self.history.span
+        rest = {
+            "first_second_ms": span[0] if span else None,
+            "last_second_ms": span[1] if span else None,
+            "requests": self.rest_requests,
+            "faulted": dict(self.rest_faults.served),
+        }
+        return {"session": session, "feed": feed, "rest": rest, **self.hub.snapshot()}
 
     # --- handlers ---------------------------------------------------------------------------------
 
@@ -135,11 +171,38 @@ class Simulator:
         log.info("fault armed", extra={"fields": {**fault.model_dump(), "connections": armed}})
         return json_response({"status": "OK", "fault": fault.model_dump(), "armed_on": armed})
 
+    async def _rest_fault(self, request: web.Request) -> web.Response:
+        try:
+            fault = parse_rest_fault(await request.read())
+        except FaultError as exc:
+            raise RestError(400, str(exc)) from None
+        self.rest_faults.arm(fault)
+        log.info("REST fault armed", extra={"fields": fault.model_dump()})
+        return json_response({"status": "OK", "fault": fault.model_dump()})
+
+    async def _guard(self, request: web.Request) -> web.Response | None:
+        """The key check, then any armed REST fault (None: answer normally)."""
+        self.rest_requests += 1
+        check_key(request, self.options.api_keys)
+        return await self.rest_faults.answer(request.path)
+
     async def _range(self, request: web.Request) -> web.Response:
-        return range_aggs(request, self.history, self.options.api_keys)
+        return await self._guard(request) or range_aggs(request, self.history, self.options.api_keys)
 
     async def _grouped(self, request: web.Request) -> web.Response:
-        return grouped_daily(request, self.history, self.options.api_keys)
+        return await self._guard(request) or grouped_daily(request, self.history, self.options.api_keys)
+
+    async def _trades(self, request: web.Request) -> web.Response:
+        return await self._guard(request) or ticks(request, self.ticks, "trades", self.rest_faults.corrupt)
+
+    async def _quotes(self, request: web.Request) -> web.Response:
+        return await self._guard(request) or ticks(request, self.ticks, "quotes", self.rest_faults.corrupt)
+
+    async def _tickers(self, request: web.Request) -> web.Response:
+        return await self._guard(request) or tickers(request, self.ticker_versions)
+
+    async def _conditions(self, request: web.Request) -> web.Response:
+        return await self._guard(request) or conditions(request)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         market = request.match_info["market"]

@@ -13,6 +13,7 @@ from pydantic_settings import SettingsConfigDict
 from tickpipe.config import BaseServiceSettings
 from tickpipe_simulator.faults import Fault
 from tickpipe_simulator.kinds import MarketName
+from tickpipe_simulator.rest_faults import RestFault
 from tickpipe_simulator.spec import MarketSpec
 from tickpipe_simulator.symbols import resolve_symbols
 
@@ -81,8 +82,15 @@ class SimulatorSettings(BaseServiceSettings):
         64 << 20, ge=1024, validation_alias=AliasChoices("simulator_max_buffer_bytes")
     )
     history_seconds: int = Field(6 * 3600, ge=1, validation_alias=AliasChoices("simulator_history_seconds"))
+    rest_lag_seconds: int = Field(0, ge=0, validation_alias=AliasChoices("simulator_rest_lag_seconds"))
+    tick_history_seconds: int = Field(
+        900, ge=1, validation_alias=AliasChoices("simulator_tick_history_seconds")
+    )
     compression: bool = Field(False, validation_alias=AliasChoices("simulator_compression"))
     faults: list[Fault] = Field(default_factory=list, validation_alias=AliasChoices("simulator_faults"))
+    rest_faults: list[RestFault] = Field(
+        default_factory=list, validation_alias=AliasChoices("simulator_rest_faults")
+    )
 
     @field_validator("symbols")
     @classmethod

@@ -1,0 +1,57 @@
+"""What RAW_TOPIC already holds around a gap, as event identities (read_committed)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, TopicPartition
+
+from tickpipe_history.repair_events import identity
+
+
+def published_since(kafka: dict[str, str], topic: str, lo_ms: int) -> set[tuple[Any, ...]]:
+    """Identities of the events in `topic` (committed) from the first record stamped at or after
+    `lo_ms` to the end of each partition at the time of the call: the live feed's events around
+    the gap and those earlier repairs restored (stamped later, when they were produced)."""
+    consumer = Consumer(
+        {
+            **kafka,
+            "group.id": f"tickpipe-repair-scan-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    seen: set[tuple[Any, ...]] = set()
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        starts = consumer.offsets_for_times([TopicPartition(topic, p, lo_ms) for p in partitions], timeout=10)
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions
+        }
+        todo = {tp.partition for tp in starts if tp.offset >= 0 and tp.offset < ends[tp.partition]}
+        consumer.assign([tp for tp in starts if tp.partition in todo])
+        while todo:
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            error = message.error()
+            partition = message.partition() or 0
+            if error is not None:
+                if error.code() == -191:  # _PARTITION_EOF
+                    todo.discard(partition)
+                continue
+            if (message.offset() or 0) >= ends[partition] - 1:
+                todo.discard(partition)
+            try:
+                event = orjson.loads(message.value() or b"")
+            except orjson.JSONDecodeError:
+                continue
+            key = identity(event) if isinstance(event, dict) else None
+            if key is not None:
+                seen.add(key)
+    finally:
+        consumer.close()
+    return seen
