@@ -4,6 +4,8 @@
 --
 -- Reference tables are ReplacingMergeTree on the natural key with a version column: loading the
 -- same version twice leaves one row once merged; read them with FINAL (or the views below).
+-- Every table sets non_replicated_deduplication_window, as every table of tickpipe does: a retried
+-- insert with the same insert_deduplication_token (or the same block) is dropped at once.
 
 -- Every version of every ticker, keyed by Polygon's `last_updated_utc`: what a ticker was on a past
 -- day is its newest version updated by then (`tickers_as_of`).
@@ -25,7 +27,8 @@ CREATE TABLE IF NOT EXISTS {db}.tickers
     version          UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-ORDER BY (ticker, last_updated_utc);
+ORDER BY (ticker, last_updated_utc)
+SETTINGS non_replicated_deduplication_window = 10000;
 
 -- SELECT * FROM tickers_as_of(as_of = '2024-01-31 23:59:59'): each ticker as it stood then.
 CREATE VIEW IF NOT EXISTS {db}.tickers_as_of AS
@@ -58,7 +61,8 @@ CREATE TABLE IF NOT EXISTS {db}.trade_conditions
     version            UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-ORDER BY id;
+ORDER BY id
+SETTINGS non_replicated_deduplication_window = 10000;
 
 -- /v2/aggs/grouped/locale/us/market/stocks/{date}: one daily bar per symbol (`timestamp` is the one
 -- Polygon gave, which depends on the endpoint; `day` is the trading day asked for).
@@ -79,7 +83,8 @@ CREATE TABLE IF NOT EXISTS {db}.daily_bars
 )
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYear(day)
-ORDER BY (symbol, day);
+ORDER BY (symbol, day)
+SETTINGS non_replicated_deduplication_window = 10000;
 
 -- The backfill's progress: one row per (dataset, symbol, chunk), newest version wins. A chunk is a
 -- fixed window (a UTC day for bars, an hour for trades and quotes), so a re-run cuts the same pages.
@@ -97,7 +102,8 @@ CREATE TABLE IF NOT EXISTS {db}.backfill_progress
     version     UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-ORDER BY (dataset, symbol, chunk_start);
+ORDER BY (dataset, symbol, chunk_start)
+SETTINGS non_replicated_deduplication_window = 10000;
 
 -- The watermark per dataset and symbol: the end of the newest chunk loaded completely.
 CREATE VIEW IF NOT EXISTS {db}.backfill_watermarks AS
@@ -121,4 +127,5 @@ CREATE TABLE IF NOT EXISTS {db}.backfill_dlq
     body    String
 )
 ENGINE = MergeTree
-ORDER BY (dataset, at);
+ORDER BY (dataset, at)
+SETTINGS non_replicated_deduplication_window = 10000;

@@ -16,4 +16,5 @@ CREATE TABLE IF NOT EXISTS {db}.feed_gaps
     version       UInt64
 )
 ENGINE = ReplacingMergeTree(version)
-ORDER BY gap_id;
+ORDER BY gap_id
+SETTINGS non_replicated_deduplication_window = 10000;
