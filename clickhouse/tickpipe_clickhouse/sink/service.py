@@ -97,7 +97,9 @@ def run_sink(settings: SinkSettings) -> int:
         retry_max_seconds=settings.sink_retry_max_seconds,
         stop=stop,
     )
-    server = MetricsServer(metrics.registry, sink.health, port=settings.metrics_port).start()
+    server = MetricsServer(
+        metrics.registry, sink.health, host=settings.metrics_host, port=settings.metrics_port
+    ).start()
     endpoint = None
     if target.embedded:
         reader = connect(dsn, database, settings=dict(READ_ONLY))
