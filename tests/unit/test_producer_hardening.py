@@ -249,4 +249,3 @@ def test_the_rules_file_is_size_checked_before_it_is_read(
         handle.truncate(20 * 2**20)
     with pytest.raises(RulesError, match="bytes; the limit"):
         read_source(str(path))
-
