@@ -26,7 +26,13 @@ import orjson
 import pytest
 
 from tests.conftest import KafkaHandle
-from tests.integration.processor_harness import RunningProcessor, produce_raw, read_topic, run_processor
+from tests.integration.processor_harness import (
+    RawRecord,
+    RunningProcessor,
+    produce_raw,
+    read_topic,
+    run_processor,
+)
 from tests.support import wait_for
 from tickpipe.process import log_tail, spawn, stop_pid
 from tickpipe_clickhouse.query.client import EndpointClient
@@ -128,7 +134,7 @@ def test_poison_messages_are_dead_letters_and_the_valid_trade_after_them_is_stor
         f"proc-{uuid.uuid4().hex[:8]}",
         extra_env={"PROCESSOR_MAX_MESSAGE_BYTES": "1000000"},  # so the 900 KB symbol meets its own check
     ) as processor:
-        records = [
+        records: list[RawRecord] = [
             (key, value, [("tp.received_ns", header)]) for key, (value, header, _) in RAW_POISON.items()
         ]
         records.append((b"GOOD", orjson.dumps(_trade(sym="GOOD", p=123.25)), [("tp.received_ns", RECEIVED)]))
@@ -153,9 +159,7 @@ def test_poison_messages_are_dead_letters_and_the_valid_trade_after_them_is_stor
 
         dead = wait_for(
             lambda: (
-                (found := read_topic(kafka.bootstrap, f"{raw}.dlq"))
-                and len(found) >= len(RAW_POISON)
-                and found
+                found if len(found := read_topic(kafka.bootstrap, f"{raw}.dlq")) >= len(RAW_POISON) else None
             ),
             "every raw poison message in the processor's DLQ",
             60,

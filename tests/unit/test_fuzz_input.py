@@ -204,5 +204,5 @@ class _HeadedRec(Rec):
         super().__init__(off, val=val)
         self.heads = heads
 
-    def headers(self) -> Any:  # type: ignore[override]
+    def headers(self) -> Any:
         return self.heads

@@ -112,7 +112,7 @@ def test_the_producer_exits_2_naming_the_problem(tmp_path: Path, monkeypatch: py
 
     path = tmp_path / "subscriptions.csv"
     path.write_bytes(LONG_FIELD)
-    settings = ProducerSettings(subscriptions_uri=str(path), polygon_api_key="k")  # type: ignore[arg-type]
+    settings = ProducerSettings(subscriptions_uri=str(path), polygon_api_key="k")
     with pytest.raises(ConfigError, match="line 3"):  # the CLI's exit code 2
         run(settings)
 
