@@ -206,3 +206,39 @@ class _HeadedRec(Rec):
 
     def headers(self) -> Any:
         return self.heads
+
+
+def test_the_month_split_is_cut_the_same_way_on_a_replay() -> None:
+    month = 31 * 86_400_000
+    values = [f'{{"ev":"T","symbol":"A","ts_ms":{n * month},"sequence":{n}}}'.encode() for n in range(120)]
+    tokens = []
+    for _ in range(2):
+        client = _TokenClient()
+        ClickHouseWriter(client, "db").write(Batch("t", 0, [Rec(i, val=v) for i, v in enumerate(values)]))
+        tokens.append(client.tokens)
+    assert tokens[0] == tokens[1]
+    assert tokens[0] == ["t:0:0-119:trades/m0", "t:0:0-119:trades/m1", "t:0:0-119:trades/m2"]
+
+
+def test_a_presence_probe_clickhouse_cannot_run_is_no_reason_to_stop() -> None:
+    class Refusing(PickyClient):
+        def query(self, sql: str, parameters: dict[str, Any]) -> Any:
+            raise RuntimeError("Code: 53. DB::Exception: Type mismatch")
+
+    values = [b'{"ev":"T","symbol":"A","ts_ms":1,"sequence":1}']
+    client = Refusing()
+    rejected = ClickHouseWriter(client, "db").write(Batch("t", 0, [Rec(0, val=values[0])], replay=True))
+    assert rejected == []
+    assert client.stored == values
+
+
+class _TokenClient(PickyClient):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: list[str] = []
+
+    def raw_insert(
+        self, table: str, columns: Any, insert_block: bytes, fmt: str, settings: dict[str, Any]
+    ) -> None:
+        super().raw_insert(table, columns, insert_block, fmt, settings)
+        self.tokens.append(settings["insert_deduplication_token"])

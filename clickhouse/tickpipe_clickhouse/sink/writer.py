@@ -202,7 +202,12 @@ class ClickHouseWriter:
         parameters = _probe_parameters(table, value)
         if parameters is None:  # no key to find it by (ClickHouse stored it as it could): nothing to redo
             return True
-        result = self.client.query(sql.format(db=self.database), parameters=parameters)
+        try:
+            result = self.client.query(sql.format(db=self.database), parameters=parameters)
+        except Exception as exc:
+            if is_data_error(exc):  # ClickHouse cannot compare this key: nothing to probe it by
+                return True
+            raise TransientWriteError(f"presence check on {table} failed: {describe(exc)[1]}") from exc
         return bool(result.result_rows and result.result_rows[0][0])
 
     def _insert_isolating(
@@ -286,12 +291,10 @@ def _row(value: bytes) -> dict[str, Any] | None:
 def _month_of(table: str, value: bytes) -> str:
     """`YYYYMM` of a row's time, or UNKNOWN_MONTH when it has none that a calendar can hold."""
     row = _row(value)
-    millis = row.get(PRESENCE[table][1]["t"]) if row is not None else None
-    if type(millis) is not int:
-        return UNKNOWN_MONTH if millis is not None else "197001"
+    millis = (row.get(PRESENCE[table][1]["t"]) if row is not None else None) or 0
     try:
         return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y%m")
-    except (OverflowError, ValueError, OSError):
+    except (TypeError, OverflowError, ValueError, OSError):  # not a number, or past the year 9999
         return UNKNOWN_MONTH
 
 
