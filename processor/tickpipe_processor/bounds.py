@@ -14,9 +14,9 @@ tests/unit/test_processor_bounds.py); `LIMITS` says what each type accepts:
 - symbols: 1-64 characters of `SYMBOL_CHARS` (letters, digits, `.`, `-`, `/`, `:`): `BRK.A`,
   `X:BTCUSD`, `C:EUR-USD`, `EUR/USD`; other strings at most `MAX_TEXT` characters.
 
-This runs for every message, so each family's check is a function generated from the table: one
-chained boolean expression of attribute reads and comparisons for the common case, then one test
-per field to name the one at fault (docs/processor.md gives its measured cost). A failed check
+This runs for every message, so each family's check is a function generated from the table:
+straight-line attribute reads and comparisons, one test per field, returning the first field at
+fault (docs/processor.md gives its measured cost). A failed check
 raises `Invalid("out_of_range", ...)` naming the field; a bad symbol `Invalid("bad_symbol", ...)`.
 """
 
@@ -28,8 +28,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+import msgspec.inspect
+
 from tickpipe import contract
 from tickpipe.contract import Family
+from tickpipe_processor.events import RAW_KINDS
 from tickpipe_processor.invalid import Invalid
 from tickpipe_processor.output import Aggregate, Event, Quote, Trade
 
@@ -85,42 +89,85 @@ _KNOWN_SYMBOLS_LIMIT = 200_000
 _OUTPUT: dict[Family, type[Event]] = {"aggregate": Aggregate, "trade": Trade, "quote": Quote}
 
 
-def _accepts(field: str, column: str, nullable: bool) -> str | None:
-    """A Python expression true when `e.<field>` fits its column; None when the field is unchecked."""
-    v = f"e.{field}"
-    none_or = ""
-    if nullable:  # read the attribute once: `(v := e.f) is None or ... v ...`
-        none_or, v = f"(v := {v}) is None or ", "v"
+def decoder_floors(family: Family) -> dict[str, float]:
+    """The least value the raw decoder (events.py) lets through for each output field of `family`,
+    read from its declared types (`Meta(ge=0)`...) with msgspec.inspect: a field is listed only when
+    every raw kind of the family has it and every number type it may be carries a `ge` (for a list,
+    its items'). Those fields need no lower-bound test here; if the decoder stops guaranteeing one,
+    the test comes back by itself."""
+    floors: dict[str, float] | None = None
+    for kind in RAW_KINDS:
+        if family != kind.FAMILY:
+            continue
+        found: dict[str, float] = {}
+        for field in msgspec.inspect.type_info(kind).fields:  # type: ignore[attr-defined]
+            floor = _floor(field.type)
+            if floor is not None:
+                found[field.name] = floor
+        floors = found if floors is None else {k: max(v, found[k]) for k, v in floors.items() if k in found}
+    return floors or {}
+
+
+def _floor(info: Any) -> float | None:
+    """The `ge` every number in a msgspec type carries (NoneType allowed), else None."""
+    members = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
+    floors: list[float] = []
+    for member in members:
+        if isinstance(member, msgspec.inspect.NoneType):
+            continue
+        if isinstance(member, msgspec.inspect.ListType):
+            member = member.item_type
+        if not isinstance(member, msgspec.inspect.IntType | msgspec.inspect.FloatType) or member.ge is None:
+            return None
+        floors.append(member.ge)
+    return min(floors) if floors else None
+
+
+def _refuses(field: str, column: str, nullable: bool, floor: float | None) -> list[str]:
+    """Lines of the generated check that `return` the field's name when its value does not fit."""
     if field in UNCHECKED:
-        return None
+        return []
+    out = f"return {field!r}"
     if field == "symbol":
-        return f"({v} in known or symbol_ok({v}))"
+        return ["    v = e.symbol", f"    if v not in known and not symbol_ok(v): {out}"]
     if field in EVENT_TIMES:
-        return f"(lo_ms <= {v} <= hi_ms)"
+        return [f"    v = e.{field}", f"    if v < lo_ms or v > hi_ms: {out}"]
+    present = "v is not None and " if nullable else ""
     if column == "String":
-        return f"({none_or}len({v}) <= {MAX_TEXT})"
+        return [f"    v = e.{field}", f"    if {present}len(v) > {MAX_TEXT}: {out}"]
     if column.startswith("Array("):
         low, high = LIMITS[column[len("Array(") : -1]]
-        fits = f"len({v}) <= {MAX_ARRAY} and {low!r} <= min({v}) and max({v}) <= {high!r}"
-        return f"({none_or}not {v} or ({fits}))"
+        return [
+            f"    v = e.{field}",
+            "    if v:",  # None and [] need no look inside
+            f"        if len(v) > {MAX_ARRAY}: {out}",
+            "        for x in v:",  # a loop: measured faster than min() and max() for short lists
+            f"            if {_outside('x', low, high, floor)}: {out}",
+        ]
     low, high = LIMITS[column]
-    return f"({none_or}{low!r} <= {v} <= {high!r})"
+    return [f"    v = e.{field}", f"    if {present}({_outside('v', low, high, floor)}): {out}"]
+
+
+def _outside(name: str, low: float, high: float, floor: float | None) -> str:
+    """`v < low or v > high`, without the first test when the decoder's floor already ensures it.
+
+    (A guaranteed floor also rules out NaN, which fails msgspec's `ge`.)"""
+    if floor is not None and floor >= low:
+        return f"{name} > {high!r}"
+    return f"not ({low!r} <= {name} <= {high!r})"
 
 
 def _finder_source(family: Family) -> str:
-    """`find_<family>(e)`: None when every field fits, else the first field that does not.
+    """`find_<family>(e)`: the first field whose value does not fit its column, else None.
 
-    The common case is one chained boolean expression over the fields (no per-field branches)."""
+    Straight-line code, one test per field: `not (low <= v <= high)` (which refuses NaN: it
+    compares false both ways), or `v > high` where the decoder guarantees the floor."""
     annotations = _OUTPUT[family].__annotations__
-    checks = [
-        (field, expression)
-        for field in contract.FIELDS[family]
-        if (expression := _accepts(field, COLUMN_TYPES[family][field], "None" in str(annotations[field])))
-        is not None
-    ]
-    lines = [f"def find_{family}(e):", "    if (" + "\n        and ".join(c for _, c in checks) + "):"]
-    lines.append("        return None")
-    lines += [f"    if not {expression}: return {field!r}" for field, expression in checks]
+    floors = {"received_ns": 0, **decoder_floors(family)}  # received_ns: decimal digits (guards.py)
+    lines = [f"def find_{family}(e):"]
+    for field in contract.FIELDS[family]:
+        column = COLUMN_TYPES[family][field]
+        lines += _refuses(field, column, "None" in str(annotations[field]), floors.get(field))
     lines.append("    return None")
     return "\n".join(lines)
 
