@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,141 +34,148 @@ import msgspec.inspect
 
 from tickpipe import contract
 from tickpipe.contract import Family
+from tickpipe_processor.columns import (
+    COLUMN_TYPES,
+    EVENT_TIMES,
+    LIMITS,
+    MAX_ARRAY,
+    MAX_FLOAT,
+    MAX_SYMBOL,
+    MAX_TEXT,
+    SYMBOL_CHARS,
+    UNCHECKED,
+)
 from tickpipe_processor.events import RAW_KINDS
 from tickpipe_processor.invalid import Invalid
 from tickpipe_processor.output import Aggregate, Event, Quote, Trade
 
-# The ClickHouse type of each field's column (stored, or the EPHEMERAL input a stored column is
-# computed from) in clickhouse/migrations/001_raw_tables.sql, wrappers (LowCardinality) removed.
-COLUMN_TYPES: dict[Family, dict[str, str]] = {
-    "aggregate": {
-        "ev": "String", "symbol": "String", "start_ms": "Int64", "end_ms": "Int64",
-        "open": "Float64", "high": "Float64", "low": "Float64", "close": "Float64",
-        "volume": "Float64", "vwap": "Float64", "day_volume": "UInt64", "day_open": "Float64",
-        "day_vwap": "Float64", "avg_size": "Float64", "otc": "Bool", "received_ns": "UInt64",
-    },
-    "trade": {
-        "ev": "String", "symbol": "String", "ts_ms": "Int64", "price": "Float64", "size": "Float64",
-        "exchange": "UInt16", "trade_id": "String", "tape": "UInt8", "conditions": "Array(UInt16)",
-        "sequence": "UInt64", "received_ns": "UInt64",
-    },
-    "quote": {
-        "ev": "String", "symbol": "String", "ts_ms": "Int64", "bid_price": "Float64",
-        "bid_size": "Float64", "bid_exchange": "UInt16", "ask_price": "Float64", "ask_size": "Float64",
-        "ask_exchange": "UInt16", "conditions": "Array(UInt16)", "tape": "UInt8", "sequence": "UInt64",
-        "received_ns": "UInt64",
-    },
-}  # fmt: skip
-
-# Fields whose Int64 is an event time in Unix ms (the input of a DateTime64(3) column).
-EVENT_TIMES = frozenset({"start_ms", "end_ms", "ts_ms"})
-# Fields not checked here: `ev` is one of the decoder's tags, `otc` a bool.
-UNCHECKED = frozenset({"ev", "otc"})
-
-MAX_FLOAT = 1e12  # prices and sizes: far above any real one, far below what makes a sum overflow
-MAX_ARRAY = 64  # conditions per event
-MAX_TEXT = 128  # trade ids
-MAX_SYMBOL = 64
-SYMBOL_CHARS = "A-Za-z0-9./:-"
+__all__ = [
+    "COLUMN_TYPES", "EVENT_TIMES", "LIMITS", "MAX_ARRAY", "MAX_FLOAT", "MAX_SYMBOL", "MAX_TEXT",
+    "SYMBOL_CHARS", "UNCHECKED", "Bounds", "decoder_guarantees",
+]  # fmt: skip
 _SYMBOL = re.compile(f"[{SYMBOL_CHARS}]{{1,{MAX_SYMBOL}}}")
-_INT64_MAX = 2**63 - 1
-
-# What each column type accepts: (least, greatest).
-LIMITS: dict[str, tuple[float, float]] = {
-    "UInt8": (0, 2**8 - 1),
-    "UInt16": (0, 2**16 - 1),
-    # received_ns is read with toInt64() by its table's DEFAULT: a UInt64 above Int64's range would
-    # turn negative there, so UInt64 inputs stop at Int64's maximum.
-    "UInt64": (0, _INT64_MAX),
-    "Int64": (-(2**63), _INT64_MAX),
-    "Float64": (-MAX_FLOAT, MAX_FLOAT),
-}
-
 DEFAULT_EVENT_TIME_MIN_MS = int(datetime(1990, 1, 1, tzinfo=UTC).timestamp() * 1000)
 DEFAULT_EVENT_TIME_AHEAD_S = 86_400
 _KNOWN_SYMBOLS_LIMIT = 200_000
 _OUTPUT: dict[Family, type[Event]] = {"aggregate": Aggregate, "trade": Trade, "quote": Quote}
 
 
-def decoder_floors(family: Family) -> dict[str, float]:
-    """The least value the raw decoder (events.py) lets through for each output field of `family`,
-    read from its declared types (`Meta(ge=0)`...) with msgspec.inspect: a field is listed only when
-    every raw kind of the family has it and every number type it may be carries a `ge` (for a list,
-    its items'). Those fields need no lower-bound test here; if the decoder stops guaranteeing one,
-    the test comes back by itself."""
-    floors: dict[str, float] | None = None
+@dataclass(frozen=True)
+class Guarantee:
+    """What the raw decoder ensures of one output field: every number in floor..ceiling (None: no
+    such bound), a list at most `max_length` long."""
+
+    floor: float | None = None
+    ceiling: float | None = None
+    max_length: int | None = None
+
+
+def decoder_guarantees(family: Family) -> dict[str, Guarantee]:
+    """What the raw decoder (events.py) ensures of each output field of `family`, read from its
+    declared types (`Meta(ge=0, le=...)`) with msgspec.inspect. A field is listed only when every
+    raw kind of the family has it (its attributes carry the output names); the weakest bound over
+    the kinds counts. The generated checks skip what is listed here: the decoder has done it in C.
+    If the decoder stops declaring a bound, the check here comes back by itself."""
+    found: dict[str, Guarantee] | None = None
     for kind in RAW_KINDS:
         if family != kind.FAMILY:
             continue
-        found: dict[str, float] = {}
-        for field in msgspec.inspect.type_info(kind).fields:  # type: ignore[attr-defined]
-            floor = _floor(field.type)
-            if floor is not None:
-                found[field.name] = floor
-        floors = found if floors is None else {k: max(v, found[k]) for k, v in floors.items() if k in found}
-    return floors or {}
+        ours = {field.name: _guarantee(field.type) for field in msgspec.inspect.type_info(kind).fields}  # type: ignore[attr-defined]
+        found = ours if found is None else {k: _weakest(g, ours[k]) for k, g in found.items() if k in ours}
+    return found or {}
 
 
-def _floor(info: Any) -> float | None:
-    """The `ge` every number in a msgspec type carries (NoneType allowed), else None."""
+def _guarantee(info: Any) -> Guarantee:
     members = info.types if isinstance(info, msgspec.inspect.UnionType) else (info,)
-    floors: list[float] = []
+    floors: list[float | None] = []
+    ceilings: list[float | None] = []
+    lengths: list[int | None] = []
     for member in members:
         if isinstance(member, msgspec.inspect.NoneType):
             continue
         if isinstance(member, msgspec.inspect.ListType):
+            lengths.append(member.max_length)
             member = member.item_type
-        if not isinstance(member, msgspec.inspect.IntType | msgspec.inspect.FloatType) or member.ge is None:
-            return None
+        else:
+            lengths.append(None)
+        if not isinstance(member, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+            return Guarantee()
         floors.append(member.ge)
-    return min(floors) if floors else None
+        ceilings.append(member.le)
+    return Guarantee(_least(floors), _most(ceilings), _most(lengths))  # type: ignore[arg-type]
 
 
-def _refuses(field: str, column: str, nullable: bool, floor: float | None) -> list[str]:
+def _least(values: list[Any]) -> Any:
+    return None if not values or None in values else min(values)
+
+
+def _most(values: list[Any]) -> Any:
+    return None if not values or None in values else max(values)
+
+
+def _weakest(a: Guarantee, b: Guarantee) -> Guarantee:
+    return Guarantee(
+        _least([a.floor, b.floor]), _most([a.ceiling, b.ceiling]), _most([a.max_length, b.max_length])
+    )
+
+
+def _outside(name: str, low: float, high: float, given: Guarantee) -> str | None:
+    """A test true when `name` is outside low..high, leaving out what the decoder guarantees;
+    None when nothing is left to test. (A guaranteed bound also rules out NaN: msgspec's `ge`/`le`
+    refuse it; an unguarded float is tested as `not (low <= v <= high)`, which refuses NaN too.)"""
+    need_low = given.floor is None or given.floor < low
+    need_high = given.ceiling is None or given.ceiling > high
+    if need_low and need_high:
+        return f"not ({low!r} <= {name} <= {high!r})"
+    if need_low:
+        return f"{name} < {low!r}"
+    if need_high:
+        return f"{name} > {high!r}"
+    return None
+
+
+def _refuses(field: str, column: str, nullable: bool, given: Guarantee) -> list[str]:
     """Lines of the generated check that `return` the field's name when its value does not fit."""
+    out = f"return {field!r}"
+    read = f"    v = e.{field}"
     if field in UNCHECKED:
         return []
-    out = f"return {field!r}"
     if field == "symbol":
-        return ["    v = e.symbol", f"    if v not in known and not symbol_ok(v): {out}"]
+        return [read, f"    if v not in known and not symbol_ok(v): {out}"]
     if field in EVENT_TIMES:
-        return [f"    v = e.{field}", f"    if v < lo_ms or v > hi_ms: {out}"]
+        return [read, f"    if v < lo_ms or v > hi_ms: {out}"]
     present = "v is not None and " if nullable else ""
     if column == "String":
-        return [f"    v = e.{field}", f"    if {present}len(v) > {MAX_TEXT}: {out}"]
+        return [read, f"    if {present}len(v) > {MAX_TEXT}: {out}"]
     if column.startswith("Array("):
         low, high = LIMITS[column[len("Array(") : -1]]
-        return [
-            f"    v = e.{field}",
-            "    if v:",  # None and [] need no look inside
-            f"        if len(v) > {MAX_ARRAY}: {out}",
-            "        for x in v:",  # a loop: measured faster than min() and max() for short lists
-            f"            if {_outside('x', low, high, floor)}: {out}",
-        ]
+        item = _outside("x", low, high, given)
+        long = given.max_length is None or given.max_length > MAX_ARRAY
+        if item is None and not long:
+            return []
+        lines = [read, "    if v:"]  # None and [] need no look inside
+        if long:
+            lines.append(f"        if len(v) > {MAX_ARRAY}: {out}")
+        if item is not None:  # a loop: measured faster than min() and max() for short lists
+            lines += ["        for x in v:", f"            if {item}: {out}"]
+        return lines
     low, high = LIMITS[column]
-    return [f"    v = e.{field}", f"    if {present}({_outside('v', low, high, floor)}): {out}"]
-
-
-def _outside(name: str, low: float, high: float, floor: float | None) -> str:
-    """`v < low or v > high`, without the first test when the decoder's floor already ensures it.
-
-    (A guaranteed floor also rules out NaN, which fails msgspec's `ge`.)"""
-    if floor is not None and floor >= low:
-        return f"{name} > {high!r}"
-    return f"not ({low!r} <= {name} <= {high!r})"
+    test = _outside("v", low, high, given)
+    return [] if test is None else [read, f"    if {present}({test}): {out}"]
 
 
 def _finder_source(family: Family) -> str:
     """`find_<family>(e)`: the first field whose value does not fit its column, else None.
 
-    Straight-line code, one test per field: `not (low <= v <= high)` (which refuses NaN: it
-    compares false both ways), or `v > high` where the decoder guarantees the floor."""
+    Straight-line code, one test per field, without the tests the decoder has already made."""
     annotations = _OUTPUT[family].__annotations__
-    floors = {"received_ns": 0, **decoder_floors(family)}  # received_ns: decimal digits (guards.py)
+    given = decoder_guarantees(family)
+    given.setdefault("received_ns", Guarantee(floor=0))  # decimal digits only (guards.py)
     lines = [f"def find_{family}(e):"]
     for field in contract.FIELDS[family]:
         column = COLUMN_TYPES[family][field]
-        lines += _refuses(field, column, "None" in str(annotations[field]), floors.get(field))
+        nullable = "None" in str(annotations[field])
+        lines += _refuses(field, column, nullable, given.get(field, Guarantee()))
     lines.append("    return None")
     return "\n".join(lines)
 

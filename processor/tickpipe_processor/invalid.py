@@ -32,6 +32,8 @@ _VALIDATION_REASONS = (
     (re.compile(r"^Expected `object`, got `\w+`$"), "not_an_object"),
     (re.compile(r"^Invalid value .* - at `\$\.ev`$"), "unknown_event"),
     (re.compile(r"^Expected `\w+` >= 0"), "negative_value"),
+    (re.compile(r"^Expected `\w+` <= "), "out_of_range"),  # a ceiling from columns.py
+    (re.compile(r"^Expected `array` of length <= "), "out_of_range"),
     (re.compile(r"^Number out of range"), "not_finite"),
     (re.compile(r"^Expected `"), "wrong_type"),
 )

@@ -13,7 +13,15 @@ import pytest
 from tests.unit.test_contract import _table_columns
 from tests.unit.test_processor_batch import TRADE, Produced, message, step
 from tickpipe import contract
-from tickpipe_processor.bounds import COLUMN_TYPES, EVENT_TIMES, LIMITS, MAX_FLOAT, Bounds
+from tickpipe_processor.bounds import (
+    COLUMN_TYPES,
+    EVENT_TIMES,
+    LIMITS,
+    MAX_FLOAT,
+    Bounds,
+    _finder_source,
+    decoder_guarantees,
+)
 
 QUOTE = {"ev": "Q", "sym": "AAPL", "bx": 4, "bp": 100.5, "bs": 1, "ax": 7, "ap": 100.6, "as": 2,
          "c": 1, "z": 3, "t": 1732550400000, "q": 9}  # fmt: skip
@@ -162,3 +170,15 @@ def _trade_event(ts_ms: int) -> Any:
     from tickpipe_processor.events import parse
 
     return parse(orjson.dumps({**TRADE, "t": ts_ms}), None)[1]
+
+
+def test_the_decoder_takes_its_ceilings_from_the_column_table_and_the_checks_skip_only_those() -> None:
+    given = decoder_guarantees("trade")
+    assert given["price"].ceiling == MAX_FLOAT
+    assert given["price"].floor == 0
+    assert given["conditions"].ceiling == LIMITS["UInt16"][1]
+    assert given["conditions"].max_length == 64
+    assert "tape" not in given, "XT has no tape: the check stays here"
+    source = _finder_source("trade")
+    assert "'price'" not in source, "the decoder checks it in C"
+    assert "'exchange'" in source, "exchange shares `Code` with sequence: its UInt16 ceiling is here"
