@@ -102,7 +102,7 @@ def _guarantee(info: Any) -> Guarantee:
             return Guarantee()
         floors.append(member.ge)
         ceilings.append(member.le)
-    return Guarantee(_least(floors), _most(ceilings), _most(lengths))  # type: ignore[arg-type]
+    return Guarantee(_least(floors), _most(ceilings), _most(lengths))
 
 
 def _least(values: list[Any]) -> Any:
