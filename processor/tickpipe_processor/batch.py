@@ -4,6 +4,11 @@ The batch step knows nothing of transactions: it is handed the consumed messages
 function, and reports what it did. The transactional loop (loop.py) wraps it, so this logic runs
 in unit tests against a list-backed fake producer.
 
+No message stops a batch: each one is an output, a filtered drop, or a dead letter. Before decoding,
+its size, nesting depth and receive header are bounded (guards.py); after normalising, every value
+is checked against its ClickHouse column (bounds.py); any other exception while handling it makes it
+a dead letter with the reason `unprocessable`.
+
 This is the hot loop (every message passes through it), so it is written for speed: local names
 for everything called per message, one msgspec decode per value (measured faster here than one
 decode of the whole batch joined into an array, which also needs a second pass when one value is
