@@ -2,13 +2,16 @@
 
     python -m bench.processor                      # 1M messages, tickpipe then Quix, JSON on stdout
     python -m bench.processor --messages 300000 --engines tickpipe --profile /tmp/p.prof
+    python -m bench.processor --engines baseline,tickpipe --baseline ../other-checkout  # before/after
 
 Preloads RAW with synthetic events (bench/processor_data.py), then runs each engine as its own
 process on that topic (own consumer group, own output topic, transactions on, same rules) and
 watches its committed offsets. Reported per engine: sustained msg/s (from the first committed
 offset to the last), CPU seconds, peak RSS (VmHWM) and the output count (read_committed), which
 must be equal between engines. Uses KAFKA_BOOTSTRAP_SERVERS, else starts the local broker.
-The Quix peer runs from its own venv: `make bench-tools` once.
+The Quix peer runs from its own venv: `make bench-tools` once. The `baseline` engine is the tickpipe
+processor of another checkout (`--baseline DIR`, e.g. `git worktree add DIR main`) run with this
+environment, so a change's cost is measured against its parent on the same topic in the same run.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from bench.processor_data import raw_events
 from tickpipe.kafka import ensure_topics
@@ -73,9 +76,14 @@ def quix_python() -> str:
     raise SystemExit("the Quix peer needs its own venv: run `make bench-tools` (or set QUIX_PYTHON)")
 
 
+SOURCE_FOLDERS = ("", "apps", "processor", "producer", "clickhouse", "simulator")  # pyproject's packages
+
+
 def engine_command(engine: str, profile: str | None) -> list[str]:
     if engine == "quix":
         return [quix_python(), "-m", "bench.processor_quix"]
+    if engine == "baseline":
+        return [sys.executable, "-m", "tickpipe_cli", "processor"]
     prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
     return [*prefix, "-m", "tickpipe_cli", "processor"]
 
@@ -143,6 +151,7 @@ def run_engine(
     profile: str | None,
     extra: dict[str, str],
     instances: int = 1,
+    baseline: Path | None = None,
 ) -> dict[str, Any]:
     """Run `instances` processes of `engine` in one group until the group committed `total`."""
     group = f"bench-{engine}-{uuid.uuid4().hex[:8]}"
@@ -154,6 +163,10 @@ def run_engine(
         "PROCESSOR_GROUP_ID": group, "FILTER_RULES": str(rules),
         "METRICS_PORT": "0", "LOG_FORMAT": "json", "TICKPIPE_HOME": str(work), **extra,
     }  # fmt: skip
+    if engine == "baseline":
+        if baseline is None:
+            raise SystemExit("the baseline engine needs --baseline DIR (another checkout)")
+        env["PYTHONPATH"] = os.pathsep.join(str(baseline.resolve() / folder) for folder in SOURCE_FOLDERS)
     started = time.perf_counter()
     processes = [
         spawn(
@@ -172,7 +185,11 @@ def run_engine(
             for process in processes:
                 if process.poll() is not None:
                     raise RuntimeError(f"{engine} exited with {process.returncode}; see the logs in {work}")
-            done = committed(bootstrap, group, raw, partitions)
+            try:
+                done = committed(bootstrap, group, raw, partitions)
+            except KafkaException:  # the group coordinator is moving or loading: ask again
+                time.sleep(0.25)
+                continue
             now = time.perf_counter()
             stats = [proc_stats(process.pid) for process in processes]
             cpu, peak = sum(c for c, _ in stats), max(p for _, p in stats)
@@ -212,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", help="write a cProfile of the tickpipe engine here")
     parser.add_argument("--instances", type=int, default=1, help="tickpipe processes in the group")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the engines (tuning)")
+    parser.add_argument("--baseline", type=Path, help="checkout whose processor the `baseline` engine runs")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp:
         work = Path(tmp)
@@ -229,7 +247,16 @@ def main(argv: list[str] | None = None) -> int:
             preload_s = preload(bootstrap, raw, args.messages)
             results = [
                 run_engine(
-                    e, bootstrap, raw, args.messages, args.partitions, rules, work, args.profile, extra
+                    e,
+                    bootstrap,
+                    raw,
+                    args.messages,
+                    args.partitions,
+                    rules,
+                    work,
+                    args.profile,
+                    extra,
+                    baseline=args.baseline,
                 )
                 for e in args.engines.split(",")
             ]
@@ -244,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     rates = {r["engine"]: r["sustained_msg_s"] for r in results}
     if rates.get("tickpipe") and rates.get("quix"):
         report["speedup_vs_quix"] = round(rates["tickpipe"] / rates["quix"], 2)
+    if rates.get("tickpipe") and rates.get("baseline"):
+        report["throughput_vs_baseline"] = round(rates["tickpipe"] / rates["baseline"], 3)
     print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     return 0
 

@@ -63,6 +63,11 @@ class BaseServiceSettings(BaseSettings):
     log_level: LogLevel = Field("INFO", description="log level")
     log_format: LogFormat = Field("json", description="json for services, text for humans")
     metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        description="address /metrics and /healthz bind; the images set 0.0.0.0 (reached from outside)",
+    )
 
     def kafka_config(self) -> dict[str, str]:
         """librdkafka settings common to every client: bootstrap plus KAFKA_* pass-through."""

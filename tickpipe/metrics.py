@@ -2,6 +2,10 @@
 
 `GET /metrics` is Prometheus text; `GET /healthz` answers 200 while the service's health check
 returns (True, detail) and 503 otherwise (ECS and docker-compose health checks call it).
+
+It binds 127.0.0.1 unless told otherwise (METRICS_HOST; the images set 0.0.0.0). A connection
+that sends nothing is closed after `REQUEST_TIMEOUT_S`, and at most `MAX_CONNECTIONS` are served at
+once: one more is closed at once, so idle connections cannot pile up threads.
 """
 
 from __future__ import annotations
@@ -9,23 +13,56 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
+REQUEST_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 8
+
+
+class _BoundedServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most `slots` request threads alive at once."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], slots: int) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)  # every slot busy: refuse rather than start a thread
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class MetricsServer:
     """Serves /metrics for `registry` and /healthz for `health` on `port` (0 picks a free port)."""
 
     def __init__(
-        self, registry: CollectorRegistry, health: HealthCheck, host: str = "0.0.0.0", port: int = 0
+        self,
+        registry: CollectorRegistry,
+        health: HealthCheck,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_connections: int = MAX_CONNECTIONS,
     ):
         self.registry = registry
         self.health = health
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
+        self._server = _BoundedServer((host, port), self._handler(), max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
 
     @property
@@ -44,6 +81,8 @@ class MetricsServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = REQUEST_TIMEOUT_S  # socket timeout: a silent client is dropped
+
             def do_GET(self) -> None:
                 if self.path.startswith("/metrics"):
                     self._send(200, generate_latest(outer.registry), CONTENT_TYPE_LATEST)

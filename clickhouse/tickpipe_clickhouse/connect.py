@@ -3,11 +3,16 @@
 The sink, `migrate` and `query` all open their client here, so `http(s)://` and `chdb://` share one
 code path above this module. Only two things differ for chDB: the DSN names a folder, and that folder
 can be opened by one process at a time (and a process can open only one folder in its lifetime).
+A caller that may meet a short-lived holder (the sink starting while a `tickpipe query` runs) passes
+`wait_seconds`: the folder's lock (ClickHouse's flock on its `status` file) is then waited for, with
+a log line, until it is free or the deadline passes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,32 +51,85 @@ class Target:
         return mask_url(self.dsn)
 
 
-def connect(dsn: str, database: str | None = None, settings: dict[str, Any] | None = None) -> Any:
-    """A clickhouse-connect client for `dsn`, using `database` if given (it must exist)."""
+def connect(
+    dsn: str,
+    database: str | None = None,
+    settings: dict[str, Any] | None = None,
+    wait_seconds: float = 0.0,
+) -> Any:
+    """A clickhouse-connect client for `dsn`, using `database` if given (it must exist).
+
+    With `wait_seconds`, a chDB folder held by another process is waited for up to that long. (Only
+    for a process's first open of its folder: its own later opens would look held by itself.)"""
     import clickhouse_connect
 
     target = Target(dsn)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            if target.embedded:
+                folder = target.folder
+                folder.mkdir(parents=True, exist_ok=True)
+                if wait_seconds:
+                    wait_for_folder(folder, max(0.0, deadline - time.monotonic()))
+                client = clickhouse_connect.get_client(
+                    interface="chdb", path=str(folder), database=database, settings=settings or {}
+                )
+            else:
+                client = clickhouse_connect.get_client(dsn=dsn, database=database, settings=settings or {})
+        except ConfigError:
+            raise
+        except Exception as exc:
+            explained = _explain(target, exc)
+            if target.embedded and _HELD in explained and time.monotonic() < deadline:
+                time.sleep(_POLL_SECONDS)  # taken between the check and the open: wait again
+                continue
+            raise ClickHouseUnavailable(explained) from None
+        return client
+
+
+_HELD = "another process holds it"
+_POLL_SECONDS = 0.2
+
+
+def folder_held(folder: Path) -> bool:
+    """Does another open file hold the chDB folder's lock (the flock on `status`)?"""
     try:
-        if target.embedded:
-            folder = target.folder
-            folder.mkdir(parents=True, exist_ok=True)
-            client = clickhouse_connect.get_client(
-                interface="chdb", path=str(folder), database=database, settings=settings or {}
+        with open(folder / "status", "rb") as status:
+            try:
+                fcntl.flock(status, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(status, fcntl.LOCK_UN)
+    except FileNotFoundError:
+        return False
+    return False
+
+
+def wait_for_folder(folder: Path, seconds: float) -> bool:
+    """Wait until the folder is free or `seconds` passed (logged once); True if it is free."""
+    deadline = time.monotonic() + seconds
+    logged = False
+    while folder_held(folder):
+        if time.monotonic() >= deadline:
+            return False
+        if not logged:
+            log.warning(
+                "the chDB folder is held by another process (a `tickpipe query`?); waiting for it",
+                extra={"fields": {"folder": str(folder), "wait_seconds": seconds}},
             )
-        else:
-            client = clickhouse_connect.get_client(dsn=dsn, database=database, settings=settings or {})
-    except ConfigError:
-        raise
-    except Exception as exc:
-        raise ClickHouseUnavailable(_explain(target, exc)) from None
-    return client
+            logged = True
+        time.sleep(_POLL_SECONDS)
+    if logged:
+        log.info("the chDB folder is free; opening it", extra={"fields": {"folder": str(folder)}})
+    return True
 
 
 def _explain(target: Target, exc: Exception) -> str:
     text = str(exc)
     if target.embedded and ("EmbeddedServer" in text or "Unable to open the chdb engine" in text):
         return (
-            f"cannot open the chDB folder {target.folder}: another process holds it (a running "
+            f"cannot open the chDB folder {target.folder}: {_HELD} (a running "
             "`tickpipe sink`?) or this process already opened a different folder"
         )
     return f"cannot connect to ClickHouse at {target.shown()}: {type(exc).__name__}: {_scrub(text, target)}"

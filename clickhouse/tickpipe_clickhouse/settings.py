@@ -101,6 +101,11 @@ class SinkSettings(ClickHouseSettings):
         None, description="rows ClickHouse rejects; default <FILTERED_TOPIC>.dlq"
     )
     sink_retry_max_seconds: float = Field(30.0, gt=0, description="longest back-off between write retries")
+    sink_chdb_wait_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="chdb:// only: how long to wait at start for a folder another process (a query) holds",
+    )
     sink_query_port: int = Field(
         0, ge=0, le=65535, description="chDB mode: loopback port of the read-only query endpoint; 0 = any"
     )

@@ -4,6 +4,11 @@ The batch step knows nothing of transactions: it is handed the consumed messages
 function, and reports what it did. The transactional loop (loop.py) wraps it, so this logic runs
 in unit tests against a list-backed fake producer.
 
+No message stops a batch: each one is an output, a filtered drop, or a dead letter. Before decoding,
+its size, nesting depth and receive header are bounded (guards.py); after normalising, every value
+is checked against its ClickHouse column (bounds.py); any other exception while handling it makes it
+a dead letter with the reason `unprocessable`.
+
 This is the hot loop (every message passes through it), so it is written for speed: local names
 for everything called per message, one msgspec decode per value (measured faster here than one
 decode of the whole batch joined into an array, which also needs a second pass when one value is
@@ -18,9 +23,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tickpipe import contract
+from tickpipe_processor.bounds import Bounds
 from tickpipe_processor.events import DECODE_ERRORS, RawEvent, decode, encode
 from tickpipe_processor.filters import PartitionMemory, RuleFilter
-from tickpipe_processor.invalid import Invalid, from_msgspec_error
+from tickpipe_processor.guards import MAX_DEPTH, MAX_NS_DIGITS, check_depth
+from tickpipe_processor.guards import received_ns as read_received_ns
+from tickpipe_processor.invalid import Invalid, from_msgspec_error, unprocessable
 
 RECEIVED_HEADER = contract.RECEIVED_NS
 
@@ -63,8 +71,10 @@ class BatchStep:
         filtered_topic: str,
         dlq_topic: str,
         max_message_bytes: int,
+        bounds: Bounds | None = None,
     ) -> None:
         self.rule_filter = rule_filter
+        self.bounds = bounds or Bounds()
         self.source_topic = source_topic
         self.filtered_topic = filtered_topic
         self.dlq_topic = dlq_topic
@@ -86,6 +96,9 @@ class BatchStep:
         checks = self.rule_filter.checks
         stateful = self.rule_filter.stateful
         decode_value = decode
+        depth_guard = check_depth
+        self.bounds.refresh()
+        finders = self.bounds.finders
         memory = None
         for message in messages:
             if message.error() is not None:
@@ -97,24 +110,34 @@ class BatchStep:
                     raise Invalid("malformed_json", "the message has no value (a tombstone)")
                 if len(value) > max_bytes:
                     raise Invalid("oversized", f"the value is {len(value)} bytes; the limit is {max_bytes}")
+                if value.count(b"{") + value.count(b"[") > MAX_DEPTH:  # guards.check_depth's fast path
+                    depth_guard(value)  # before anything recursive reads it
                 received_ns = None
                 headers = message.headers()
                 if headers:
                     for name, header in headers:
-                        if name == RECEIVED_HEADER:
-                            received_ns = int(header) if header and header.isdigit() else _bad_header(header)
+                        if name == RECEIVED_HEADER:  # guards.received_ns, its fast path inlined
+                            if header and len(header) <= MAX_NS_DIGITS and header.isdigit():
+                                received_ns = int(header)
+                            else:
+                                received_ns = read_received_ns(header, RECEIVED_HEADER)
                             break
                 try:
                     raw: RawEvent = decode_value(value)
                 except DECODE_ERRORS as error:
                     raise from_msgspec_error(value, error) from None
                 event = raw.normalised(received_ns)  # events.parse, inlined: a call less per message
+                if finders[type(event)](event) is not None:  # Bounds.check, inlined
+                    self.bounds.check(event)
+                if stateful:
+                    memory = self.memory(message.partition())  # type: ignore[arg-type]
+                dropped_by = checks[type(raw)](event, value, memory)  # RuleFilter.drop_reason, inlined
             except Invalid as invalid:
                 self._dead_letter(message, invalid, produce, report)
                 continue
-            if stateful:
-                memory = self.memory(message.partition())  # type: ignore[arg-type]
-            dropped_by = checks[type(raw)](event, value, memory)  # RuleFilter.drop_reason, inlined
+            except Exception as error:
+                self._dead_letter(message, unprocessable(error), produce, report)
+                continue
             if dropped_by is not None:
                 filtered[dropped_by] += 1
                 continue
@@ -149,8 +172,3 @@ class BatchStep:
         """Partitions moved away (or arrived): their memory starts empty."""
         for partition in partitions:
             self.memories.pop(partition, None)
-
-
-def _bad_header(header: bytes | str | None) -> int:
-    shown = header[:40] if header is not None else None
-    raise Invalid("bad_header", f"header {RECEIVED_HEADER} is {shown!r}, not decimal nanoseconds")

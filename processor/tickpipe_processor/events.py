@@ -22,15 +22,18 @@ from msgspec import Meta, Struct
 from msgspec.structs import astuple
 
 from tickpipe.contract import Family
+from tickpipe_processor.columns import LIMITS, MAX_ARRAY, MAX_FLOAT
 from tickpipe_processor.invalid import Invalid, from_msgspec_error
 from tickpipe_processor.output import Aggregate, Event, Quote, Trade
 
+# Ceilings from the column table (columns.py), checked here in C; bounds.py checks the rest.
+_UINT16_MAX, _INT64_MAX = int(LIMITS["UInt16"][1]), int(LIMITS["UInt64"][1])
 Symbol = Annotated[str, Meta(min_length=1)]
 Millis = Annotated[int, Meta(ge=0)]
-Code = Annotated[int, Meta(ge=0)]  # exchange ids, tapes, sequence numbers
-NonNegative = Annotated[int, Meta(ge=0)] | Annotated[float, Meta(ge=0)]
-Price = Annotated[float, Meta(ge=0)]  # integers become floats: one JSON type per price field
-Conditions = list[Annotated[int, Meta(ge=0)]]
+Code = Annotated[int, Meta(ge=0, le=_INT64_MAX)]  # exchange ids, tapes, sequence numbers
+NonNegative = Annotated[int, Meta(ge=0, le=int(MAX_FLOAT))] | Annotated[float, Meta(ge=0, le=MAX_FLOAT)]
+Price = Annotated[float, Meta(ge=0, le=MAX_FLOAT)]  # integers become floats: one JSON type per price field
+Conditions = Annotated[list[Annotated[int, Meta(ge=0, le=_UINT16_MAX)]], Meta(max_length=MAX_ARRAY)]
 
 # --- the raw kinds (attributes in output order, renamed to Polygon's keys) ----------------------
 

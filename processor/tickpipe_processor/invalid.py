@@ -2,7 +2,10 @@
 
 Reason codes (header `tp.dlq.reason`): oversized, malformed_json, not_an_object, unknown_event,
 missing_field, wrong_type, not_finite, negative_value, high_below_low, end_before_start,
-bad_header. The detail (header `tp.dlq.detail`) names the Polygon key at fault.
+bad_header, too_deep (nested deeper than guards.MAX_DEPTH), out_of_range (a value its ClickHouse
+column cannot hold, or an event time outside the window: bounds.py), bad_symbol, unprocessable
+(any other exception while handling the message: its type and message). The detail (header
+`tp.dlq.detail`) names the Polygon key at fault.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import msgspec
 
 DLQ_REASONS = (
     "oversized", "malformed_json", "not_an_object", "unknown_event", "missing_field", "wrong_type",
-    "not_finite", "negative_value", "high_below_low", "end_before_start", "bad_header",
+    "not_finite", "negative_value", "high_below_low", "end_before_start", "bad_header", "too_deep",
+    "out_of_range", "bad_symbol", "unprocessable",
 )  # fmt: skip
 DETAIL_LIMIT = 300
 
@@ -28,6 +32,8 @@ _VALIDATION_REASONS = (
     (re.compile(r"^Expected `object`, got `\w+`$"), "not_an_object"),
     (re.compile(r"^Invalid value .* - at `\$\.ev`$"), "unknown_event"),
     (re.compile(r"^Expected `\w+` >= 0"), "negative_value"),
+    (re.compile(r"^Expected `\w+` <= "), "out_of_range"),  # a ceiling from columns.py
+    (re.compile(r"^Expected `array` of length <= "), "out_of_range"),
     (re.compile(r"^Number out of range"), "not_finite"),
     (re.compile(r"^Expected `"), "wrong_type"),
 )
@@ -40,6 +46,11 @@ class Invalid(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail[:DETAIL_LIMIT]
+
+
+def unprocessable(error: BaseException) -> Invalid:
+    """Any other exception met while handling one message: that message's dead letter."""
+    return Invalid("unprocessable", f"{type(error).__name__}: {str(error)[:200]}")
 
 
 def from_msgspec_error(value: bytes, error: Exception) -> Invalid:

@@ -27,6 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from tickpipe.contract import dlq_topic
 from tickpipe_processor.batch import BatchReport, BatchStep
+from tickpipe_processor.bounds import Bounds
 from tickpipe_processor.filters import RuleFilter
 from tickpipe_processor.metrics import ProcessorMetrics
 from tickpipe_processor.rules import Rules
@@ -86,6 +87,7 @@ class Processor:
             filtered_topic=settings.filtered_topic,
             dlq_topic=dlq_topic(settings.raw_topic),
             max_message_bytes=settings.processor_max_message_bytes,
+            bounds=Bounds(settings.event_time_min_ms, settings.processor_event_time_ahead_s),
         )
         self.last_loop = time.monotonic()
         self.assigned: list[int] = []

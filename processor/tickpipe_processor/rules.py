@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from tickpipe.bounded_read import TooLarge, read_body
 from tickpipe.config import ConfigError
 from tickpipe_processor.events import EVENT_KINDS
 
@@ -21,6 +22,7 @@ Session = Literal["regular", "extended", "all"]
 EventKind = Literal["A", "AM", "T", "Q", "XA", "XT", "XQ", "CA"]
 assert set(EventKind.__args__) == set(EVENT_KINDS)  # type: ignore[attr-defined]
 
+MAX_RULES_BYTES = 1_000_000  # a rules file is a few hundred bytes; checked before it is read
 _STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
@@ -85,6 +87,9 @@ def read_source(source: str, endpoint_url: str | None = None) -> str:
         return _read_s3(source, endpoint_url)
     path = Path(source)
     try:
+        size = path.stat().st_size
+        if size > MAX_RULES_BYTES:
+            raise RulesError(f"FILTER_RULES: {source} is {size} bytes; the limit is {MAX_RULES_BYTES}")
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesError(f"FILTER_RULES: cannot read {source}: {exc}") from None
@@ -98,11 +103,13 @@ def _read_s3(uri: str, endpoint_url: str | None) -> str:
     if not bucket or not key:
         raise RulesError(f"FILTER_RULES: {uri} is not s3://bucket/key")
     try:
-        body = boto3.client("s3", endpoint_url=endpoint_url).get_object(Bucket=bucket, Key=key)["Body"]
-        return bytes(body.read()).decode("utf-8")
+        response = boto3.client("s3", endpoint_url=endpoint_url).get_object(Bucket=bucket, Key=key)
+        return read_body(response, MAX_RULES_BYTES, uri).decode("utf-8")  # size checked before the read
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
         raise RulesError(f"FILTER_RULES: cannot read {uri}: {code}") from None
+    except TooLarge as exc:
+        raise RulesError(f"FILTER_RULES: {exc}") from None
     except (BotoCoreError, UnicodeDecodeError) as exc:
         raise RulesError(f"FILTER_RULES: cannot read {uri}: {type(exc).__name__}: {exc}") from None
 

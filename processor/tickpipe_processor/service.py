@@ -41,7 +41,9 @@ def serve(settings: ProcessorSettings, rules: Rules) -> int:
     signal.signal(signal.SIGINT, request_stop)
     server = None
     if settings.metrics_port:
-        server = MetricsServer(metrics.registry, processor.health, port=settings.metrics_port).start()
+        server = MetricsServer(
+            metrics.registry, processor.health, host=settings.metrics_host, port=settings.metrics_port
+        ).start()
         log.info("metrics on :%d", server.port)
     try:
         processor.run(stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from datetime import UTC, date, datetime
 
 from pydantic import Field
 
@@ -49,12 +50,23 @@ class ProcessorSettings(BaseServiceSettings):
         le=1_000_000,  # a dead letter carries the value, and the producer's message.max.bytes is 1 MB
         description="raw values larger than this go to the DLQ as `oversized`",
     )
+    processor_event_time_min: date = Field(
+        date(1990, 1, 1), description="events timed before this day (UTC) go to the DLQ as `out_of_range`"
+    )
+    processor_event_time_ahead_s: int = Field(
+        86_400, ge=0, description="events timed more than this many seconds after now go to the DLQ"
+    )
     metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics and /healthz; 0 = off")
 
     @property
     def instance_id(self) -> str:
         """Static group member id and transactional id suffix: stable across this instance's restarts."""
         return self.processor_instance_id or _default_instance_id()
+
+    @property
+    def event_time_min_ms(self) -> int:
+        start = datetime(*self.processor_event_time_min.timetuple()[:3], tzinfo=UTC)
+        return int(start.timestamp() * 1000)
 
     @property
     def transactional_id(self) -> str:

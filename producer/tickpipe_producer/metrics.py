@@ -22,6 +22,12 @@ class ProducerMetrics:
             "frames that were not a JSON array (published whole)",
             registry=r,
         )
+        self.events_dropped = Counter(
+            "tickpipe_producer_events_dropped",
+            "events that could not be published (e.g. nested too deep to encode), by reason",
+            ["reason"],
+            registry=r,
+        )
         self.delivery_errors = Counter(
             "tickpipe_producer_delivery_errors", "Kafka deliveries that failed after retries", registry=r
         )
@@ -49,6 +55,11 @@ class ProducerMetrics:
         self.subscriptions = Gauge("tickpipe_producer_subscriptions", "topics in force", registry=r)
         self.reloads = Counter(
             "tickpipe_producer_subscription_reloads", "CSV reloads by result", ["result"], registry=r
+        )
+        self.reloader_errors = Counter(
+            "tickpipe_producer_subscription_reloader_errors",
+            "unexpected errors in the subscriptions reloader (the last good set stays in force)",
+            registry=r,
         )
         self.gaps = Counter(
             "tickpipe_producer_gaps", "websocket gaps (disconnected while subscribed)", registry=r

@@ -4,6 +4,9 @@ Each Polygon event object becomes one message: key = its symbol (`sym`, or `pair
 forex), value = the event JSON (same fields and values, compact encoding), headers `tp.received_ns`
 and `tp.feed`. Status messages are not published. A frame that is not a JSON array is published
 whole with no key, so the processor dead-letters it with the reason and nothing is silently lost.
+An event that cannot be published (orjson refuses to encode what it decoded: nested deeper than
+255 levels) is a counted drop (`tickpipe_producer_events_dropped{reason}`) with a log line; the
+other events of its frame are published. A key that is not a string is replaced by none.
 
 The Kafka producer is idempotent with acks=all; librdkafka retries a failed delivery until
 `delivery_timeout_seconds`; a delivery that still fails is counted, logged and fatal.
@@ -29,6 +32,11 @@ log = logging.getLogger(__name__)
 RECEIVED_HEADER = contract.RECEIVED_NS
 FEED_HEADER = contract.FEED
 Headers = dict[str, str | bytes | None]
+# Event kinds counted by name in events_received; any other `ev` is counted as `other` (a label per
+# arbitrary value would let the feed grow the metrics without bound).
+_KINDS = frozenset(
+    {*contract.FAMILY_OF_EV, "LULD", "NOI", "FMV", "V", "EC", "AT", "CAS", "C", "XL2", "unknown"}
+)
 
 
 class DeliveryFailed(RuntimeError):
@@ -125,7 +133,12 @@ class KafkaPublisher:
                         return
                     continue
                 for received_ns, frame in frames:
-                    self.publish(received_ns, frame)
+                    try:
+                        self.publish(received_ns, frame)
+                    except DeliveryFailed:
+                        raise
+                    except Exception as exc:
+                        self._drop("unpublishable_frame", f"{type(exc).__name__}: {exc}")
                 self.producer.poll(0)
         except BaseException as exc:  # a bug here must stop the service, not die quietly in a thread
             log.exception("publisher failed")
@@ -157,12 +170,19 @@ class KafkaPublisher:
                 kind, key = "unknown", None
             if kind == "status":
                 continue
-            value = dumps(event)
+            try:
+                value = dumps(event)
+            except orjson.JSONEncodeError as exc:
+                self._drop("unencodable", str(exc))
+                continue
+            if type(key) is not str:
+                key = None
             try:
                 produce(topic, value, key, headers=headers)
             except BufferError:
                 self._produce(value, key, headers)
-            kinds[kind] = kinds.get(kind, 0) + 1
+            label = kind if type(kind) is str and kind in _KINDS else "other"
+            kinds[label] = kinds.get(label, 0) + 1
             produced += 1
         if produced:
             for kind, count in kinds.items():
@@ -171,6 +191,13 @@ class KafkaPublisher:
             self.metrics.saw_events(received_ns / 1e9)
         self._produced += produced
         return produced
+
+    def _drop(self, reason: str, error: str) -> None:
+        self.metrics.events_dropped.labels(reason).inc()
+        log.warning(
+            "event dropped: it cannot be published",
+            extra={"fields": {"reason": reason, "error": error[:200]}},
+        )
 
     def _produce(self, value: bytes, key: str | None, headers: Headers) -> None:
         """Produce, waiting for room while librdkafka's local queue is full."""

@@ -1,7 +1,9 @@
 """Keeps the live subscriptions equal to the CSV: polls it (ETag), applies only the difference.
 
 A file with any problem is rejected whole and logged with every line number and reason; the last
-good set stays in force. SIGHUP forces a reload (`request()`).
+good set stays in force. SIGHUP forces a reload (`request()`). Any other exception in a reload (a
+bug, a failing `apply`) is logged with its traceback and counted in
+`tickpipe_producer_subscription_reloader_errors`; the loop goes on with the last good set.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ def load_initial(source: SubscriptionSource, market: str) -> ParseResult:
     except SourceError as exc:
         raise InitialLoadError(str(exc)) from None
     assert fetched is not None
-    result = parse_subscriptions(fetched.content, market)
+    try:
+        result = parse_subscriptions(fetched.content, market)
+    except Exception as exc:  # parse_subscriptions lists problems; this is the last line of defence
+        raise InitialLoadError(f"{source.uri} cannot be read as subscriptions: {exc}") from None
     if not result.ok:
         problems = "\n".join(f"  {problem}" for problem in result.problems)
         raise InitialLoadError(f"{source.uri} is invalid ({len(result.problems)} problems):\n{problems}")
@@ -72,7 +77,15 @@ class Reloader:
                 return
             forced = self._forced.is_set()
             self._forced.clear()
-            await self.reload(force=forced)
+            try:
+                await self.reload(force=forced)
+            except Exception:  # the reloader must outlive any one reload
+                self.metrics.reloader_errors.inc()
+                self.metrics.reloads.labels("failed").inc()
+                log.exception(
+                    "subscriptions reload failed; keeping the last good set",
+                    extra={"fields": {"uri": self.source.uri, "topics": len(self.current)}},
+                )
 
     async def reload(self, force: bool = False) -> bool:
         """Check the CSV once; returns True when the subscriptions changed."""

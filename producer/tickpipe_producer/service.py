@@ -74,6 +74,7 @@ def run(settings: ProducerSettings) -> int:
         server = MetricsServer(
             metrics.registry,
             lambda: (publisher.alive(), {"connected": feed.connected}),
+            host=settings.metrics_host,
             port=settings.metrics_port,
         ).start()
     try:

@@ -2,6 +2,7 @@
 
 `fetch()` returns the content only when it changed since the last fetch: for S3 a conditional GET
 with the last ETag (the server answers 304 Not Modified), for a file its size and modification time.
+An object or file larger than MAX_BYTES is refused from its size, before its content is read.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from tickpipe.bounded_read import TooLarge, read_body
+
+MAX_BYTES = 1_000_000  # the CSV's limit (subscriptions.MAX_BYTES), checked before it is read
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,10 @@ class SubscriptionSource:
             version = f"{stat.st_size}:{stat.st_mtime_ns}"
             if not force and version == self._version:
                 return None
+            if stat.st_size > MAX_BYTES:
+                raise SourceError(
+                    f"cannot read {self.uri}: it is {stat.st_size} bytes; the limit is {MAX_BYTES}"
+                )
             content = path.read_bytes()
         except OSError as exc:
             raise SourceError(f"cannot read {self.uri}: {exc.strerror or exc}") from None
@@ -79,7 +88,7 @@ class SubscriptionSource:
             request["IfNoneMatch"] = self._version
         try:
             response = self._client().get_object(**request)
-            content = response["Body"].read()
+            content = read_body(response, MAX_BYTES, self.uri)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -89,6 +98,8 @@ class SubscriptionSource:
             raise SourceError(f"cannot read {self.uri}: {code or status} {detail}".rstrip()) from None
         except BotoCoreError as exc:
             raise SourceError(f"cannot read {self.uri}: {exc}") from None
+        except TooLarge as exc:
+            raise SourceError(f"cannot read {exc}") from None
         version = str(response.get("ETag", ""))
         if not force and version and version == self._version:
             return None

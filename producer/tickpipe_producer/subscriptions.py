@@ -16,8 +16,9 @@ Format (docs/subscriptions.md has the full description)::
   already covered by the same channel's `*` is merged into the wildcard.
 - `enabled` is true/false/yes/no/1/0; blank means true.
 
-Parsing never raises on bad content: every problem is collected with its line number, and a file
-with any problem is rejected whole (`ParseResult.ok` is false), so the last good set stays in force.
+Parsing never raises on bad content (csv's own errors included): every problem is collected with
+its line number, and a file with any problem is rejected whole (`ParseResult.ok` is false), so the
+last good set stays in force.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ CHANNELS: dict[str, frozenset[str]] = {
 REQUIRED_COLUMNS = ("channel", "symbol")
 OPTIONAL_COLUMNS = ("enabled", "comment")
 MAX_BYTES = 1_000_000
+MAX_LINE = 4_096  # characters; far more than any row needs, far less than csv's 131072-char field limit
 
 _SYMBOL = re.compile(r"^[A-Z0-9][A-Z0-9.:/\-]{0,23}$")
 _TRUE = {"", "true", "yes", "y", "1", "on"}
@@ -78,16 +80,17 @@ def parse_subscriptions(content: bytes | str, market: str = "stocks") -> ParseRe
     if channels is None:
         return ParseResult(frozenset(), (Problem(0, f"unknown market {market!r}"),))
 
-    rows = _meaningful_rows(text)
+    rows = _meaningful_rows(text, problems)
     if not rows:
         return ParseResult(
-            frozenset(), (Problem(0, "no header row: expected `channel,symbol[,enabled,comment]`"),)
+            frozenset(),
+            (*problems, Problem(0, "no header row: expected `channel,symbol[,enabled,comment]`")),
         )
     header_line, header = rows[0]
     columns = [name.strip().lower() for name in header]
     column_problems = _check_header(columns, header_line)
     if column_problems:
-        return ParseResult(frozenset(), tuple(column_problems))
+        return ParseResult(frozenset(), (*problems, *column_problems))
     index = {name: position for position, name in enumerate(columns)}
 
     seen: dict[str, tuple[int, bool]] = {}  # topic -> (first line, enabled)
@@ -119,14 +122,24 @@ def parse_subscriptions(content: bytes | str, market: str = "stocks") -> ParseRe
     return ParseResult(frozenset(topics - covered), tuple(problems), tuple(notes))
 
 
-def _meaningful_rows(text: str) -> list[tuple[int, list[str]]]:
-    """CSV rows with their line numbers, skipping blank lines and `#` comment lines."""
+def _meaningful_rows(text: str, problems: list[Problem]) -> list[tuple[int, list[str]]]:
+    """CSV rows with their line numbers, skipping blank lines and `#` comment lines.
+
+    A line the csv module refuses (a field over its size limit, a NUL, a stray quote) is a problem
+    on that line, never an exception."""
     rows: list[tuple[int, list[str]]] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        cells = next(csv.reader(io.StringIO(raw), skipinitialspace=True), [])
+        if len(raw) > MAX_LINE:
+            problems.append(Problem(number, f"line is {len(raw)} characters; at most {MAX_LINE}"))
+            continue
+        try:
+            cells = next(csv.reader(io.StringIO(raw), skipinitialspace=True), [])
+        except csv.Error as exc:
+            problems.append(Problem(number, f"not a CSV row: {exc}"))
+            continue
         rows.append((number, cells))
     return rows
 

@@ -188,3 +188,11 @@ def test_healthcheck_fails_without_a_server_or_a_port() -> None:
         assert _check(str(sock.getsockname()[1])) == 1
     assert _check() == 1
     assert _check("not-a-port") == 1
+
+
+@pytest.mark.parametrize("dockerfile", sorted(IMAGES))
+def test_images_bind_metrics_on_every_interface(dockerfile: str) -> None:
+    """Services bind 127.0.0.1 by default (METRICS_HOST); in a container the health check and
+    Prometheus come from outside, so the images set 0.0.0.0."""
+    steps = dict(instructions(dockerfile))
+    assert "METRICS_HOST=0.0.0.0" in steps["ENV"]

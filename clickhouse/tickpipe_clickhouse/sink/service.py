@@ -67,7 +67,7 @@ def run_sink(settings: SinkSettings) -> int:
     log.info("sink starting", extra={"fields": {"config": settings.effective()}})
     dsn = settings.clickhouse_dsn.get_secret_value()
     database = settings.clickhouse_database
-    client = connect(dsn)
+    client = connect(dsn, wait_seconds=settings.sink_chdb_wait_seconds)
     migrate(client, database, settings.raw_ttl_days)
     ensure_topics(settings.kafka_config(), {**settings.topic_partitions(), settings.dlq(): 1})
 
@@ -97,7 +97,9 @@ def run_sink(settings: SinkSettings) -> int:
         retry_max_seconds=settings.sink_retry_max_seconds,
         stop=stop,
     )
-    server = MetricsServer(metrics.registry, sink.health, port=settings.metrics_port).start()
+    server = MetricsServer(
+        metrics.registry, sink.health, host=settings.metrics_host, port=settings.metrics_port
+    ).start()
     endpoint = None
     if target.embedded:
         # One chDB session per concurrent query (a session runs one at a time), one more for KILL.

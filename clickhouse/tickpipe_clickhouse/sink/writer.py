@@ -10,6 +10,13 @@ derived token (`TOKEN/0`, `TOKEN/1`, ...) until every rejected row stands alone;
 returned for the sink DLQ with ClickHouse's reason. Routing and halving depend only on the rows,
 so a replay after a crash repeats them exactly and ClickHouse drops the inserts it already has.
 
+An insert whose rows span more months than ClickHouse lets one insert touch (TOO_MANY_PARTITIONS,
+code 252: the tables are partitioned by month) is a data problem too: its rows are split by month
+into inserts of at most `MONTHS_PER_INSERT` months each (tokens `TOKEN/m0`, `TOKEN/m1`, ...), so it
+is stored instead of retried forever. No value makes this module raise: a row whose time or key
+cannot be read (not JSON, a time beyond the year 9999) falls in an `unknown` month and is probed by
+no key.
+
 Anything else (network, server down, TOO_MANY_PARTS, timeouts) raises TransientWriteError; the sink
 retries the same batch with the same token, so a write that succeeded but whose answer was lost is
 deduplicated.
@@ -59,6 +66,11 @@ DATA_ERROR_CODES = {
     691,  # UNKNOWN_ELEMENT_OF_ENUM
 }
 _REASONS = {469: "constraint_violated"}
+TOO_MANY_PARTITIONS = 252
+MONTHS_PER_INSERT = 50  # ClickHouse's max_partitions_per_insert_block defaults to 100
+UNKNOWN_MONTH = "unknown"
+_INT64 = (-(2**63), 2**63 - 1)
+_UINT64 = (0, 2**64 - 1)
 _CODE = re.compile(r"Code: (\d+)")
 _NOISE = re.compile(r"\s*\((in file/uri|version) [^)]*\)|: While executing.*$", re.DOTALL)
 
@@ -145,7 +157,7 @@ class ClickHouseWriter:
         tables: dict[str, tuple[list[Record], list[bytes]]] = {}
         for record in batch.records:  # the hot loop: about a microsecond per record
             value = record.value() or b""
-            table = route(value) if value else Unroutable("empty_value", "the record has no value")
+            table = _route(value) if value else Unroutable("empty_value", "the record has no value")
             if isinstance(table, Unroutable):
                 rejected.append(Rejected(record, table.reason, table.detail))
                 continue
@@ -186,10 +198,16 @@ class ClickHouseWriter:
                 self._insert(table, rows, f"{token}:again{attempt}:{month}")
 
     def _present(self, table: str, value: bytes) -> bool:
-        sql, keys = PRESENCE[table]
-        row = orjson.loads(value)
-        parameters = {name: row.get(field) or (0 if name != "symbol" else "") for name, field in keys.items()}
-        result = self.client.query(sql.format(db=self.database), parameters=parameters)
+        sql, _keys = PRESENCE[table]
+        parameters = _probe_parameters(table, value)
+        if parameters is None:  # no key to find it by (ClickHouse stored it as it could): nothing to redo
+            return True
+        try:
+            result = self.client.query(sql.format(db=self.database), parameters=parameters)
+        except Exception as exc:
+            if is_data_error(exc):  # ClickHouse cannot compare this key: nothing to probe it by
+                return True
+            raise TransientWriteError(f"presence check on {table} failed: {describe(exc)[1]}") from exc
         return bool(result.result_rows and result.result_rows[0][0])
 
     def _insert_isolating(
@@ -198,6 +216,9 @@ class ClickHouseWriter:
         try:
             self._insert(table, values, token)
         except Exception as exc:
+            if error_code(exc) == TOO_MANY_PARTITIONS and len(values) > 1:
+                self._insert_by_months(table, records, values, token, out)
+                return
             if not is_data_error(exc):
                 raise TransientWriteError(f"insert {token} failed: {describe(exc)[1]}") from exc
             if len(values) == 1:
@@ -207,6 +228,31 @@ class ClickHouseWriter:
             middle = len(values) // 2
             self._insert_isolating(table, records[:middle], values[:middle], f"{token}/0", out)
             self._insert_isolating(table, records[middle:], values[middle:], f"{token}/1", out)
+
+    def _insert_by_months(
+        self, table: str, records: list[Record], values: list[bytes], token: str, out: list[Rejected]
+    ) -> None:
+        """TOO_MANY_PARTITIONS: insert the rows in groups of at most MONTHS_PER_INSERT months."""
+        months: dict[str, tuple[list[Record], list[bytes]]] = {}
+        for record, value in zip(records, values, strict=True):
+            group = months.setdefault(_month_of(table, value), ([], []))
+            group[0].append(record)
+            group[1].append(value)
+        ordered = [months[month] for month in sorted(months)]
+        if len(ordered) == 1:  # one month and still too many partitions: not ours to split further
+            middle = len(values) // 2
+            self._insert_isolating(table, records[:middle], values[:middle], f"{token}/0", out)
+            self._insert_isolating(table, records[middle:], values[middle:], f"{token}/1", out)
+            return
+        log.warning(
+            "an insert spans too many months; inserting it month by month",
+            extra={"fields": {"token": token, "table": table, "months": len(ordered)}},
+        )
+        for n, start in enumerate(range(0, len(ordered), MONTHS_PER_INSERT)):
+            chunk = ordered[start : start + MONTHS_PER_INSERT]
+            chunk_records = [record for group in chunk for record in group[0]]
+            chunk_values = [value for group in chunk for value in group[1]]
+            self._insert_isolating(table, chunk_records, chunk_values, f"{token}/m{n}", out)
 
     def _insert(self, table: str, values: list[bytes], token: str) -> None:
         self.inserts += 1
@@ -221,13 +267,56 @@ class ClickHouseWriter:
 
 def _by_month(table: str, values: list[bytes]) -> dict[str, list[bytes]]:
     """The values grouped by the month of their timestamp (the tables' partition key), in order."""
-    field = PRESENCE[table][1]["t"]
     months: dict[str, list[bytes]] = {}
     for value in values:
-        millis = orjson.loads(value).get(field) or 0
-        month = datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y%m")
-        months.setdefault(month, []).append(value)
+        months.setdefault(_month_of(table, value), []).append(value)
     return months
+
+
+def _route(value: bytes) -> str | Unroutable:
+    try:
+        return route(value)
+    except Exception as exc:
+        return Unroutable("malformed_json", f"the value cannot be routed: {type(exc).__name__}")
+
+
+def _row(value: bytes) -> dict[str, Any] | None:
+    try:
+        row = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
+def _month_of(table: str, value: bytes) -> str:
+    """`YYYYMM` of a row's time, or UNKNOWN_MONTH when it has none that a calendar can hold."""
+    row = _row(value)
+    millis = (row.get(PRESENCE[table][1]["t"]) if row is not None else None) or 0
+    try:
+        return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y%m")
+    except (TypeError, OverflowError, ValueError, OSError):  # not a number, or past the year 9999
+        return UNKNOWN_MONTH
+
+
+def _probe_parameters(table: str, value: bytes) -> dict[str, Any] | None:
+    """The parameters of a row's PRESENCE query, or None when its key cannot be bound."""
+    row = _row(value)
+    if row is None:
+        return None
+    parameters: dict[str, Any] = {}
+    for name, field in PRESENCE[table][1].items():
+        item = row.get(field)
+        if name in ("symbol", "ev"):
+            item = item or ""
+            if not isinstance(item, str):
+                return None
+        else:
+            item = item or 0
+            low, high = _UINT64 if name == "sequence" else _INT64
+            if type(item) is not int or not low <= item <= high:
+                return None
+        parameters[name] = item
+    return parameters
 
 
 def _one_line_each(
