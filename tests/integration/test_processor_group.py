@@ -26,13 +26,14 @@ from tests.support import wait_for
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4
+T0_MS = 1_767_225_600_000  # 2026-01-01: inside the processor's plausible event-time window
 
 
 def trades(first: int, count: int) -> list[RawRecord]:
     records: list[RawRecord] = []
     for n in range(first, first + count):
         symbol = f"G{n % 64:02d}"
-        value = orjson.dumps({"ev": "T", "sym": symbol, "x": 1, "p": 10.0, "s": 1, "t": n, "q": n})
+        value = orjson.dumps({"ev": "T", "sym": symbol, "x": 1, "p": 10.0, "s": 1, "t": T0_MS + n, "q": n})
         records.append((symbol.encode(), value, [("tp.received_ns", b"1")]))
     return records
 
