@@ -18,7 +18,7 @@ from tickpipe.config import ConfigError
 from tickpipe_processor.events import EVENT_KINDS
 
 Session = Literal["regular", "extended", "all"]
-EventKind = Literal["A", "AM", "T", "Q", "XA", "XT", "XQ", "CA"]
+EventKind = Literal["A", "AM", "T", "Q", "XA", "XAS", "XT", "XQ", "XL2", "CA", "CAS", "C"]
 assert set(EventKind.__args__) == set(EVENT_KINDS)  # type: ignore[attr-defined]
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, strict=True)

@@ -32,6 +32,13 @@ CHANNELS: dict[str, frozenset[str]] = {
     "crypto": frozenset({"XA", "XAS", "XT", "XQ", "XL2"}),
     "forex": frozenset({"CA", "CAS", "C"}),
 }
+# Channels Polygon sells that tickpipe does not store, refused with the reason (docs/subscriptions.md):
+# they are not trades, quotes or bars, and each needs its own table and time unit.
+REFUSED_CHANNELS: dict[str, str] = {
+    "LULD": "limit up-limit down price bands (its `t` is in microseconds)",
+    "NOI": "imbalance messages, sent around the opening and closing auctions only (its `t` is in ns)",
+    "FMV": "fair market value, served by Polygon's separate business feed, not this market's feed",
+}
 REQUIRED_COLUMNS = ("channel", "symbol")
 OPTIONAL_COLUMNS = ("enabled", "comment")
 MAX_BYTES = 1_000_000
@@ -166,6 +173,14 @@ def _parse_row(
     before = len(problems)
     if not channel:
         problems.append(Problem(line, "channel is empty"))
+    elif channel in REFUSED_CHANNELS:
+        problems.append(
+            Problem(
+                line,
+                f"channel {channel} is not stored by tickpipe: {REFUSED_CHANNELS[channel]}; "
+                f"expected one of {', '.join(sorted(channels))}",
+            )
+        )
     elif channel not in channels:
         problems.append(
             Problem(
