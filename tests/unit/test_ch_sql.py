@@ -21,9 +21,11 @@ def test_migrations_are_ordered_idempotent_statements() -> None:
             # Idempotent: create if absent, drop if present, or fill what the same migration
             # (re)created or what is still empty (a guarded INSERT).
             assert re.match(
-                r"^(CREATE (TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS|DROP (TABLE|VIEW) IF EXISTS|INSERT INTO) `tp`\.",
+                r"^(CREATE (TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS|DROP (TABLE|VIEW) IF EXISTS|INSERT INTO|ALTER TABLE) `tp`\.",
                 statement,
             ), statement
+            if statement.startswith("ALTER TABLE"):
+                assert " IF EXISTS " in statement or " IF NOT EXISTS " in statement, statement
             if statement.startswith("INSERT INTO"):
                 target = statement.split()[2]
                 guarded = f"(SELECT count() FROM {target}) = 0" in statement
