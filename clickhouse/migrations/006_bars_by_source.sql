@@ -5,8 +5,10 @@
 -- `aggregates`; trades T and XT from `trades`; forex quotes C (the mid of bid and ask) from `quotes`.
 -- The cascade 1m -> 5m -> 1h -> 1d keeps the source in every level's key, so a level never mixes
 -- two sources in one row. The ohlcv_* views pick, per symbol and bucket, the finest source present
--- (rank 1: A, XAS, CAS; 2: AM, XA, CA; 3: T, XT, C; ties by name) and show it in their `source`
--- column: a symbol's bar is counted from one source only. A materialized view sees only its insert
+-- (rank 1: A, XAS, CAS; 2: AM, XA, CA; 3: T, XT, C; ties by name) for the symbol's day, and show it
+-- in their `source` column: ohlcv_1d picks per symbol and day, and ohlcv_1m/5m/1h keep the buckets
+-- of that day's source only, so a symbol's bars on a day are counted from one source and the
+-- levels add up (the minutes of a day sum to its daily bar). A materialized view sees only its insert
 -- block, so it cannot know which sources a symbol has; the choice is made when reading, over a few
 -- rows per bucket (docs/clickhouse.md has the measurements).
 --
@@ -62,7 +64,7 @@ SELECT a.symbol AS symbol, a.ev AS ev, a.timestamp AS timestamp,
        argMax(a.day_volume, r) AS day_volume, argMax(a.day_open, r) AS day_open,
        argMax(a.day_vwap, r) AS day_vwap, argMax(a.avg_size, r) AS avg_size, argMax(a.otc, r) AS otc,
        max(r) AS received_ms, count() AS receipts
-FROM (SELECT x.*, (toUnixTimestamp64Milli(x.end_timestamp) + x.received_delay_ms) AS r FROM {db}.aggregates AS x) AS a
+FROM (SELECT *, (toUnixTimestamp64Milli(aggregates.end_timestamp) + aggregates.received_delay_ms) AS r FROM {db}.aggregates) AS a
 GROUP BY a.symbol, a.ev, a.timestamp;
 
 CREATE TABLE IF NOT EXISTS {db}.bars_1m
@@ -82,37 +84,6 @@ ENGINE = AggregatingMergeTree
 PARTITION BY toYYYYMM(bucket)
 ORDER BY (symbol, bucket, source)
 SETTINGS non_replicated_deduplication_window = 10000, index_granularity = 1024;
-
-CREATE VIEW IF NOT EXISTS {db}.ohlcv_1m AS
-SELECT
-    s.symbol AS symbol,
-    s.bucket AS bucket,
-    argMin(s.source, s.pick) AS source,
-    argMin(s.open, s.pick) AS open,
-    argMin(s.high, s.pick) AS high,
-    argMin(s.low, s.pick) AS low,
-    argMin(s.close, s.pick) AS close,
-    argMin(s.volume, s.pick) AS volume,
-    argMin(s.vwap, s.pick) AS vwap,
-    argMin(s.trades, s.pick) AS trades
-FROM (
-    SELECT
-        b.symbol AS symbol,
-        b.bucket AS bucket,
-        b.source AS source,
-        (transform(b.source, ['A', 'XAS', 'CAS', 'AM', 'XA', 'CA', 'T', 'XT', 'C'], [1, 1, 1, 2, 2, 2, 3, 3, 3], 9), b.source) AS pick,
-        argMinMerge(b.open) AS open,
-        max(b.high) AS high,
-        min(b.low) AS low,
-        argMaxMerge(b.close) AS close,
-        sum(b.volume) AS volume,
-        if(sum(b.volume) > 0, sum(b.pv) / sum(b.volume), 0) AS vwap,
-        sum(b.trades) AS trades
-    FROM {db}.bars_1m AS b
-    GROUP BY b.symbol, b.bucket, b.source
-    HAVING max(b.high) >= min(b.low)
-) AS s
-GROUP BY s.symbol, s.bucket;
 
 CREATE TABLE IF NOT EXISTS {db}.bars_5m
 (
@@ -147,37 +118,6 @@ SELECT
 FROM {db}.bars_1m AS src
 GROUP BY src.symbol, bucket, src.source;
 
-CREATE VIEW IF NOT EXISTS {db}.ohlcv_5m AS
-SELECT
-    s.symbol AS symbol,
-    s.bucket AS bucket,
-    argMin(s.source, s.pick) AS source,
-    argMin(s.open, s.pick) AS open,
-    argMin(s.high, s.pick) AS high,
-    argMin(s.low, s.pick) AS low,
-    argMin(s.close, s.pick) AS close,
-    argMin(s.volume, s.pick) AS volume,
-    argMin(s.vwap, s.pick) AS vwap,
-    argMin(s.trades, s.pick) AS trades
-FROM (
-    SELECT
-        b.symbol AS symbol,
-        b.bucket AS bucket,
-        b.source AS source,
-        (transform(b.source, ['A', 'XAS', 'CAS', 'AM', 'XA', 'CA', 'T', 'XT', 'C'], [1, 1, 1, 2, 2, 2, 3, 3, 3], 9), b.source) AS pick,
-        argMinMerge(b.open) AS open,
-        max(b.high) AS high,
-        min(b.low) AS low,
-        argMaxMerge(b.close) AS close,
-        sum(b.volume) AS volume,
-        if(sum(b.volume) > 0, sum(b.pv) / sum(b.volume), 0) AS vwap,
-        sum(b.trades) AS trades
-    FROM {db}.bars_5m AS b
-    GROUP BY b.symbol, b.bucket, b.source
-    HAVING max(b.high) >= min(b.low)
-) AS s
-GROUP BY s.symbol, s.bucket;
-
 CREATE TABLE IF NOT EXISTS {db}.bars_1h
 (
     symbol LowCardinality(String),
@@ -210,37 +150,6 @@ SELECT
     sum(src.trades) AS trades
 FROM {db}.bars_5m AS src
 GROUP BY src.symbol, bucket, src.source;
-
-CREATE VIEW IF NOT EXISTS {db}.ohlcv_1h AS
-SELECT
-    s.symbol AS symbol,
-    s.bucket AS bucket,
-    argMin(s.source, s.pick) AS source,
-    argMin(s.open, s.pick) AS open,
-    argMin(s.high, s.pick) AS high,
-    argMin(s.low, s.pick) AS low,
-    argMin(s.close, s.pick) AS close,
-    argMin(s.volume, s.pick) AS volume,
-    argMin(s.vwap, s.pick) AS vwap,
-    argMin(s.trades, s.pick) AS trades
-FROM (
-    SELECT
-        b.symbol AS symbol,
-        b.bucket AS bucket,
-        b.source AS source,
-        (transform(b.source, ['A', 'XAS', 'CAS', 'AM', 'XA', 'CA', 'T', 'XT', 'C'], [1, 1, 1, 2, 2, 2, 3, 3, 3], 9), b.source) AS pick,
-        argMinMerge(b.open) AS open,
-        max(b.high) AS high,
-        min(b.low) AS low,
-        argMaxMerge(b.close) AS close,
-        sum(b.volume) AS volume,
-        if(sum(b.volume) > 0, sum(b.pv) / sum(b.volume), 0) AS vwap,
-        sum(b.trades) AS trades
-    FROM {db}.bars_1h AS b
-    GROUP BY b.symbol, b.bucket, b.source
-    HAVING max(b.high) >= min(b.low)
-) AS s
-GROUP BY s.symbol, s.bucket;
 
 CREATE TABLE IF NOT EXISTS {db}.bars_1d
 (
@@ -304,6 +213,108 @@ FROM (
     GROUP BY b.symbol, b.bucket, b.source
     HAVING max(b.high) >= min(b.low)
 ) AS s
+GROUP BY s.symbol, s.bucket;
+
+CREATE VIEW IF NOT EXISTS {db}.ohlcv_1h AS
+SELECT
+    s.symbol AS symbol,
+    s.bucket AS bucket,
+    argMin(s.source, s.pick) AS source,
+    argMin(s.open, s.pick) AS open,
+    argMin(s.high, s.pick) AS high,
+    argMin(s.low, s.pick) AS low,
+    argMin(s.close, s.pick) AS close,
+    argMin(s.volume, s.pick) AS volume,
+    argMin(s.vwap, s.pick) AS vwap,
+    argMin(s.trades, s.pick) AS trades
+FROM (
+    SELECT
+        b.symbol AS symbol,
+        b.bucket AS bucket,
+        b.source AS source,
+        (transform(b.source, ['A', 'XAS', 'CAS', 'AM', 'XA', 'CA', 'T', 'XT', 'C'], [1, 1, 1, 2, 2, 2, 3, 3, 3], 9), b.source) AS pick,
+        argMinMerge(b.open) AS open,
+        max(b.high) AS high,
+        min(b.low) AS low,
+        argMaxMerge(b.close) AS close,
+        sum(b.volume) AS volume,
+        if(sum(b.volume) > 0, sum(b.pv) / sum(b.volume), 0) AS vwap,
+        sum(b.trades) AS trades
+    FROM {db}.bars_1h AS b
+    GROUP BY b.symbol, b.bucket, b.source
+    HAVING max(b.high) >= min(b.low)
+) AS s
+WHERE (s.symbol, toStartOfDay(s.bucket), s.source) IN (
+    SELECT d.symbol, d.bucket, d.source FROM {db}.ohlcv_1d AS d
+)
+GROUP BY s.symbol, s.bucket;
+
+CREATE VIEW IF NOT EXISTS {db}.ohlcv_5m AS
+SELECT
+    s.symbol AS symbol,
+    s.bucket AS bucket,
+    argMin(s.source, s.pick) AS source,
+    argMin(s.open, s.pick) AS open,
+    argMin(s.high, s.pick) AS high,
+    argMin(s.low, s.pick) AS low,
+    argMin(s.close, s.pick) AS close,
+    argMin(s.volume, s.pick) AS volume,
+    argMin(s.vwap, s.pick) AS vwap,
+    argMin(s.trades, s.pick) AS trades
+FROM (
+    SELECT
+        b.symbol AS symbol,
+        b.bucket AS bucket,
+        b.source AS source,
+        (transform(b.source, ['A', 'XAS', 'CAS', 'AM', 'XA', 'CA', 'T', 'XT', 'C'], [1, 1, 1, 2, 2, 2, 3, 3, 3], 9), b.source) AS pick,
+        argMinMerge(b.open) AS open,
+        max(b.high) AS high,
+        min(b.low) AS low,
+        argMaxMerge(b.close) AS close,
+        sum(b.volume) AS volume,
+        if(sum(b.volume) > 0, sum(b.pv) / sum(b.volume), 0) AS vwap,
+        sum(b.trades) AS trades
+    FROM {db}.bars_5m AS b
+    GROUP BY b.symbol, b.bucket, b.source
+    HAVING max(b.high) >= min(b.low)
+) AS s
+WHERE (s.symbol, toStartOfDay(s.bucket), s.source) IN (
+    SELECT d.symbol, d.bucket, d.source FROM {db}.ohlcv_1d AS d
+)
+GROUP BY s.symbol, s.bucket;
+
+CREATE VIEW IF NOT EXISTS {db}.ohlcv_1m AS
+SELECT
+    s.symbol AS symbol,
+    s.bucket AS bucket,
+    argMin(s.source, s.pick) AS source,
+    argMin(s.open, s.pick) AS open,
+    argMin(s.high, s.pick) AS high,
+    argMin(s.low, s.pick) AS low,
+    argMin(s.close, s.pick) AS close,
+    argMin(s.volume, s.pick) AS volume,
+    argMin(s.vwap, s.pick) AS vwap,
+    argMin(s.trades, s.pick) AS trades
+FROM (
+    SELECT
+        b.symbol AS symbol,
+        b.bucket AS bucket,
+        b.source AS source,
+        (transform(b.source, ['A', 'XAS', 'CAS', 'AM', 'XA', 'CA', 'T', 'XT', 'C'], [1, 1, 1, 2, 2, 2, 3, 3, 3], 9), b.source) AS pick,
+        argMinMerge(b.open) AS open,
+        max(b.high) AS high,
+        min(b.low) AS low,
+        argMaxMerge(b.close) AS close,
+        sum(b.volume) AS volume,
+        if(sum(b.volume) > 0, sum(b.pv) / sum(b.volume), 0) AS vwap,
+        sum(b.trades) AS trades
+    FROM {db}.bars_1m AS b
+    GROUP BY b.symbol, b.bucket, b.source
+    HAVING max(b.high) >= min(b.low)
+) AS s
+WHERE (s.symbol, toStartOfDay(s.bucket), s.source) IN (
+    SELECT d.symbol, d.bucket, d.source FROM {db}.ohlcv_1d AS d
+)
 GROUP BY s.symbol, s.bucket;
 
 -- The sources of bars_1m (each fires on its raw table's insert block).

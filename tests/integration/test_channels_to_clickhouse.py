@@ -229,9 +229,9 @@ def _session(rng: random.Random) -> tuple[list[dict[str, Any]], list[int]]:
                 events.append((s + MINUTE + 20_000, late))
             price = c
 
-    def trades(sym: str, price: float, ev: str = "T") -> None:
+    def trades(sym: str, price: float, ev: str = "T", minutes: int = 7) -> None:
         for n in range(300):
-            ts = T0 + rng.randrange(7 * MINUTE)
+            ts = T0 + rng.randrange(minutes * MINUTE)
             price = walk(price)
             if ev == "T":
                 codes = rng.choice([None, [], [0], [12], [37], [15], [32], [14, 37], [14]])
@@ -256,7 +256,7 @@ def _session(rng: random.Random) -> tuple[list[dict[str, Any]], list[int]]:
     trades("TONLY", 20.0)
     second_bars("MIXED", 30.0)
     minute_bars("MIXED", 30.0, corrected={1})
-    trades("MIXED", 30.0)
+    trades("MIXED", 30.0, minutes=9)  # minutes 7 and 8 have trades only: the day's source is still A
     trades("BTC-USD", 40_000.0, ev="XT")
     quotes("EUR/USD", 1.05)
     events.sort(key=lambda e: e[0])  # in receipt order, as the producer would read them
@@ -294,7 +294,8 @@ def _expected_1m(raws: list[dict[str, Any]], received: list[int]) -> pd.DataFram
     df["bucket"] = (df.t // MINUTE) * MINUTE
     rank = {"A": 1, "AM": 2, "T": 3, "XT": 3, "C": 3}
     df["rank"] = df.source.map(rank)
-    finest = df.groupby(["symbol", "bucket"])["rank"].transform("min")
+    df["day"] = (df.t // (1440 * MINUTE)) * (1440 * MINUTE)
+    finest = df.groupby(["symbol", "day"])["rank"].transform("min")  # one source per symbol and day
     df = df[df["rank"] == finest]
     out = []
     for (symbol, bucket, source), g in df.groupby(["symbol", "bucket", "source"]):
@@ -354,6 +355,7 @@ def test_bars_from_every_source_match_pandas_with_corrections_and_conditions(
     m1 = _expected_1m(raws, received)
     assert set(m1.groupby("symbol").source.unique().map(tuple)) >= {("A",), ("AM",), ("T",), ("XT",), ("C",)}
     assert set(m1[m1.symbol == "MIXED"].source) == {"A"}  # the finest of A, AM and T
+    assert len(m1[m1.symbol == "MIXED"]) == 7  # not the two minutes with trades only
     _compare(_from_clickhouse(clickhouse, ch_database, "1m"), m1, "1m")
     for level, width in (("5m", 5 * MINUTE), ("1h", 60 * MINUTE), ("1d", 1440 * MINUTE)):
         _compare(_from_clickhouse(clickhouse, ch_database, level), _roll(m1, width), level)
