@@ -87,7 +87,6 @@ def _best_price(book: Book) -> float:
     return side[0][0] if side else 0.0
 
 
-
 # What the rules read from each family: event time, the price and the volume (None for quotes).
 EVENT_TIME: dict[Family, Callable[[Any], int]] = {
     "aggregate": attrgetter("start_ms"), "trade": attrgetter("ts_ms"), "quote": attrgetter("ts_ms"),

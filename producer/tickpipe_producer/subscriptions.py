@@ -1,6 +1,6 @@
 """The subscriptions CSV: what the producer streams, edited by users in S3.
 
-Format (docs/subscriptions.md has the full description)::
+Format (docs/producer.md has the full description)::
 
     channel,symbol,enabled,comment
     A,AAPL,,per-second aggregates
@@ -32,7 +32,7 @@ CHANNELS: dict[str, frozenset[str]] = {
     "crypto": frozenset({"XA", "XAS", "XT", "XQ", "XL2"}),
     "forex": frozenset({"CA", "CAS", "C"}),
 }
-# Channels Polygon sells that tickpipe does not store, refused with the reason (docs/subscriptions.md):
+# Channels Polygon sells that tickpipe does not store, refused with the reason (docs/clickhouse.md):
 # they are not trades, quotes or bars, and each needs its own table and time unit.
 REFUSED_CHANNELS: dict[str, str] = {
     "LULD": "limit up-limit down price bands (its `t` is in microseconds)",

@@ -14,7 +14,14 @@ from typing import Any
 _FILE = Path(__file__).with_name("polygon_examples.json")
 EXAMPLES: dict[str, dict[str, Any]] = {e["name"]: e for e in json.loads(_FILE.read_text())["examples"]}
 
-_AGG_NONE = {"vwap": None, "day_volume": None, "day_open": None, "day_vwap": None, "avg_size": None, "otc": None}
+_AGG_NONE = {
+    "vwap": None,
+    "day_volume": None,
+    "day_open": None,
+    "day_vwap": None,
+    "avg_size": None,
+    "otc": None,
+}
 
 EXPECTED: dict[str, dict[str, Any] | None] = {
     "T /stocks/T": {

@@ -26,7 +26,13 @@ from confluent_kafka import Consumer
 
 from tests.conformance.examples import EXAMPLES, EXPECTED
 from tests.conftest import KafkaHandle
-from tests.integration.processor_harness import RawRecord, all_committed, end_offsets, produce_raw, run_processor
+from tests.integration.processor_harness import (
+    RawRecord,
+    all_committed,
+    end_offsets,
+    produce_raw,
+    run_processor,
+)
 from tests.support import wait_for
 from tickpipe import contract
 from tickpipe.kafka import ensure_topics
@@ -93,12 +99,16 @@ def through_pipeline(
     records: list[RawRecord] = []
     for raw, received in zip(raws, received_ns, strict=True):
         symbol = raw.get("sym") or raw.get("pair") or raw.get("p") or raw.get("T")
-        records.append((str(symbol).encode(), orjson.dumps(raw), [(contract.RECEIVED_NS, str(received).encode())]))
+        records.append(
+            (str(symbol).encode(), orjson.dumps(raw), [(contract.RECEIVED_NS, str(received).encode())])
+        )
     produce_raw(kafka.bootstrap, raw_topic, records)
     group = f"proc-{uuid.uuid4().hex[:8]}"
     with run_processor(kafka.bootstrap, raw_topic, filtered, workdir, group) as proc:
         wait_for(
-            lambda: not proc.alive() or all_committed(kafka.bootstrap, group, raw_topic), "input committed", 90
+            lambda: not proc.alive() or all_committed(kafka.bootstrap, group, raw_topic),
+            "input committed",
+            90,
         )
         assert proc.alive(), proc.tail()
     dlq = contract.dlq_topic(raw_topic)
@@ -166,7 +176,10 @@ def test_polygons_published_examples_land_field_by_field(
             assert row[field] == _as_stored(field, value), f"{name}: {field} is {row[field]!r}"
         assert row["received_ms"] == RECEIVED // 1_000_000, name
     stored = counts(clickhouse, ch_database)
-    tables = [contract.TABLE_OF_FAMILY[contract.FAMILY_OF_EV[str(orjson.loads(EXAMPLES[n]["raw"])["ev"])]] for n in STORED]
+    tables = [
+        contract.TABLE_OF_FAMILY[contract.FAMILY_OF_EV[str(orjson.loads(EXAMPLES[n]["raw"])["ev"])]]
+        for n in STORED
+    ]
     assert stored == {table: tables.count(table) for table in TABLES}
     # The examples' bars: each symbol from its finest source, the forex quote as the mid.
     bars = {
@@ -179,10 +192,13 @@ def test_polygons_published_examples_land_field_by_field(
     assert bars[("USD/EUR", "CAS")] == (0.8687, 0.86889, 20.0)
     assert bars[("USD/CNH", "C")] == pytest.approx(((6.83363 + 6.83366) / 2, (6.83363 + 6.83366) / 2, 0.0))
     assert bars[("MSFT.D", "T")] == (170.0, 170.0, 100.0)
-    assert bars[("SPCE", "A")] == (25.39, 25.39, 200.0) and bars[("GTE", "AM")] == (0.4488, 0.4486, 4110.0)
+    assert bars[("SPCE", "A")] == (25.39, 25.39, 200.0)
+    assert bars[("GTE", "AM")] == (0.4488, 0.4486, 4110.0)
     # MSFT's one trade carries 12 (Form T): it counts in volume and moves no price, so no bar shows.
     assert ("MSFT", "T") not in bars
-    (volume,) = clickhouse.query(f"SELECT sum(volume) FROM {ch_database}.bars_1m WHERE symbol = 'MSFT'").result_rows[0]
+    (volume,) = clickhouse.query(
+        f"SELECT sum(volume) FROM {ch_database}.bars_1m WHERE symbol = 'MSFT'"
+    ).result_rows[0]
     assert volume == 100.0
 
 
@@ -191,8 +207,12 @@ def test_polygons_published_examples_land_field_by_field(
 T0 = 1_733_149_800_000  # 2024-12-02 14:30 UTC, a Monday's open
 MINUTE = 60_000
 CONDITION_RULES = {  # the built-in trade_conditions rows used here (005_trade_conditions.sql): oc, hl, vol
-    0: (True, True, True), 12: (False, False, True), 37: (False, False, True), 15: (False, False, False),
-    32: (False, True, True), 14: (True, True, True),
+    0: (True, True, True),
+    12: (False, False, True),
+    37: (False, False, True),
+    15: (False, False, False),
+    32: (False, True, True),
+    14: (True, True, True),
 }
 
 
@@ -211,9 +231,27 @@ def _session(rng: random.Random) -> tuple[list[dict[str, Any]], list[int]]:
             o, c = price, walk(price)
             h, low = max(o, c) + rng.choice((0, 0.01)), min(o, c) - rng.choice((0, 0.02))
             v = rng.randint(1, 900)
-            events.append((s + 2000, {"ev": "A", "sym": sym, "v": v, "av": 0, "op": 100, "vw": round((o + c) / 2, 4),
-                                      "o": o, "c": c, "h": h, "l": low, "a": 100, "z": rng.randint(1, 9),
-                                      "s": s, "e": s + 1000}))  # fmt: skip
+            events.append(
+                (
+                    s + 2000,
+                    {
+                        "ev": "A",
+                        "sym": sym,
+                        "v": v,
+                        "av": 0,
+                        "op": 100,
+                        "vw": round((o + c) / 2, 4),
+                        "o": o,
+                        "c": c,
+                        "h": h,
+                        "l": low,
+                        "a": 100,
+                        "z": rng.randint(1, 9),
+                        "s": s,
+                        "e": s + 1000,
+                    },
+                )
+            )
             price = c
 
     def minute_bars(sym: str, price: float, corrected: set[int]) -> None:
@@ -221,11 +259,31 @@ def _session(rng: random.Random) -> tuple[list[dict[str, Any]], list[int]]:
             s = T0 + minute * MINUTE
             o, c = price, walk(price)
             h, low, v = max(o, c) + 0.1, min(o, c) - 0.1, rng.randint(1000, 9000)
-            bar = {"ev": "AM", "sym": sym, "v": v, "av": 0, "op": 100, "vw": round((o + c) / 2, 4), "o": o,
-                   "c": c, "h": h, "l": low, "a": 100, "z": 10, "s": s, "e": s + MINUTE}  # fmt: skip
+            bar = {
+                "ev": "AM",
+                "sym": sym,
+                "v": v,
+                "av": 0,
+                "op": 100,
+                "vw": round((o + c) / 2, 4),
+                "o": o,
+                "c": c,
+                "h": h,
+                "l": low,
+                "a": 100,
+                "z": 10,
+                "s": s,
+                "e": s + MINUTE,
+            }
             events.append((s + MINUTE + 100, bar))
             if minute in corrected:  # re-sent with late trades: more volume, a wider range, a new close
-                late = {**bar, "v": v + 777, "h": round(h + 0.3, 2), "c": round(c + 0.05, 2), "vw": bar["vw"] + 0.01}
+                late = {
+                    **bar,
+                    "v": v + 777,
+                    "h": round(h + 0.3, 2),
+                    "c": round(c + 0.05, 2),
+                    "vw": bar["vw"] + 0.01,
+                }
                 events.append((s + MINUTE + 20_000, late))
             price = c
 
@@ -235,21 +293,49 @@ def _session(rng: random.Random) -> tuple[list[dict[str, Any]], list[int]]:
             price = walk(price)
             if ev == "T":
                 codes = rng.choice([None, [], [0], [12], [37], [15], [32], [14, 37], [14]])
-                raw = {"ev": "T", "sym": sym, "x": 4, "i": str(n), "z": 3, "p": price, "s": rng.randint(1, 300),
-                       "t": ts, "q": n + 1}  # fmt: skip
+                raw = {
+                    "ev": "T",
+                    "sym": sym,
+                    "x": 4,
+                    "i": str(n),
+                    "z": 3,
+                    "p": price,
+                    "s": rng.randint(1, 300),
+                    "t": ts,
+                    "q": n + 1,
+                }
                 if codes is not None:
                     raw["c"] = codes
             else:
-                raw = {"ev": "XT", "pair": sym, "p": price, "t": ts, "s": round(rng.uniform(0.001, 2), 6),
-                       "c": [rng.choice((1, 2))], "i": n, "x": 1}  # fmt: skip
+                raw = {
+                    "ev": "XT",
+                    "pair": sym,
+                    "p": price,
+                    "t": ts,
+                    "s": round(rng.uniform(0.001, 2), 6),
+                    "c": [rng.choice((1, 2))],
+                    "i": n,
+                    "x": 1,
+                }
             events.append((ts + 5, raw))
 
     def quotes(pair: str, mid: float) -> None:
         for _ in range(200):
             ts = T0 + rng.randrange(7 * MINUTE)
             mid = round(mid + rng.uniform(-0.001, 0.001), 5)
-            events.append((ts + 5, {"ev": "C", "p": pair, "x": "44", "a": round(mid + 0.0001, 5),
-                                    "b": round(mid - 0.0001, 5), "t": ts}))  # fmt: skip
+            events.append(
+                (
+                    ts + 5,
+                    {
+                        "ev": "C",
+                        "p": pair,
+                        "x": "44",
+                        "a": round(mid + 0.0001, 5),
+                        "b": round(mid - 0.0001, 5),
+                        "t": ts,
+                    },
+                )
+            )
 
     second_bars("AONLY", 50.0)
     minute_bars("AMONLY", 80.0, corrected={2, 5})
@@ -269,27 +355,78 @@ def _expected_1m(raws: list[dict[str, Any]], received: list[int]) -> pd.DataFram
     for raw, r in zip(raws, received, strict=True):
         ev = raw["ev"]
         if ev in ("A", "AM"):
-            rows.append({"symbol": raw["sym"], "source": ev, "t": raw["s"], "seq": 0, "r": r, "open": raw["o"],
-                         "high": raw["h"], "low": raw["l"], "close": raw["c"], "volume": float(raw["v"]),
-                         "pv": raw["vw"] * raw["v"], "trades": round(raw["v"] / raw["z"]),
-                         "oc": True, "hl": True, "vol": True})  # fmt: skip
+            rows.append(
+                {
+                    "symbol": raw["sym"],
+                    "source": ev,
+                    "t": raw["s"],
+                    "seq": 0,
+                    "r": r,
+                    "open": raw["o"],
+                    "high": raw["h"],
+                    "low": raw["l"],
+                    "close": raw["c"],
+                    "volume": float(raw["v"]),
+                    "pv": raw["vw"] * raw["v"],
+                    "trades": round(raw["v"] / raw["z"]),
+                    "oc": True,
+                    "hl": True,
+                    "vol": True,
+                }
+            )
         elif ev in ("T", "XT"):
             oc = hl = vol = True
             if ev == "T":
                 rules = [CONDITION_RULES[c] for c in raw.get("c") or []]
                 oc, hl, vol = (all(rule[k] for rule in rules) for k in range(3))
             p, s = float(raw["p"]), float(raw["s"])
-            rows.append({"symbol": raw.get("sym") or raw.get("pair"), "source": ev, "t": raw["t"],
-                         "seq": raw.get("q", 0), "r": r, "open": p, "high": p, "low": p, "close": p,
-                         "volume": s, "pv": p * s, "trades": 1, "oc": oc, "hl": hl, "vol": vol})  # fmt: skip
+            rows.append(
+                {
+                    "symbol": raw.get("sym") or raw.get("pair"),
+                    "source": ev,
+                    "t": raw["t"],
+                    "seq": raw.get("q", 0),
+                    "r": r,
+                    "open": p,
+                    "high": p,
+                    "low": p,
+                    "close": p,
+                    "volume": s,
+                    "pv": p * s,
+                    "trades": 1,
+                    "oc": oc,
+                    "hl": hl,
+                    "vol": vol,
+                }
+            )
         elif ev == "C":
             mid = (raw["a"] + raw["b"]) / 2
-            rows.append({"symbol": raw["p"], "source": "C", "t": raw["t"], "seq": 0, "r": r, "open": mid,
-                         "high": mid, "low": mid, "close": mid, "volume": 0.0, "pv": 0.0, "trades": 0,
-                         "oc": True, "hl": True, "vol": False})  # fmt: skip
+            rows.append(
+                {
+                    "symbol": raw["p"],
+                    "source": "C",
+                    "t": raw["t"],
+                    "seq": 0,
+                    "r": r,
+                    "open": mid,
+                    "high": mid,
+                    "low": mid,
+                    "close": mid,
+                    "volume": 0.0,
+                    "pv": 0.0,
+                    "trades": 0,
+                    "oc": True,
+                    "hl": True,
+                    "vol": False,
+                }
+            )
     df = pd.DataFrame(rows)
     # Corrections: the latest receipt of an aggregate (same symbol, kind and start) replaces the others.
-    aggs = df[df.source.isin(["A", "AM"])].sort_values("r").drop_duplicates(["symbol", "source", "t"], keep="last")
+    aggs = (
+        df[df.source.isin(["A", "AM"])]
+        .sort_values("r")
+        .drop_duplicates(["symbol", "source", "t"], keep="last")
+    )
     df = pd.concat([aggs, df[~df.source.isin(["A", "AM"])]])
     df["bucket"] = (df.t // MINUTE) * MINUTE
     rank = {"A": 1, "AM": 2, "T": 3, "XT": 3, "C": 3}
@@ -304,13 +441,20 @@ def _expected_1m(raws: list[dict[str, Any]], received: list[int]) -> pd.DataFram
         if ranged.empty:
             continue  # no print that may set a range: no bar (docs/clickhouse.md)
         volume = counted.volume.sum() if source != "C" else 0.0
-        out.append({
-            "symbol": symbol, "bucket": bucket, "source": source,
-            "open": priced.open.iloc[0] if len(priced) else 0.0, "high": ranged.high.max(),
-            "low": ranged.low.min(), "close": priced.close.iloc[-1] if len(priced) else 0.0,
-            "volume": volume, "vwap": counted.pv.sum() / volume if volume else 0.0,
-            "trades": int(counted.trades.sum()) if source != "C" else 0,
-        })  # fmt: skip
+        out.append(
+            {
+                "symbol": symbol,
+                "bucket": bucket,
+                "source": source,
+                "open": priced.open.iloc[0] if len(priced) else 0.0,
+                "high": ranged.high.max(),
+                "low": ranged.low.min(),
+                "close": priced.close.iloc[-1] if len(priced) else 0.0,
+                "volume": volume,
+                "vwap": counted.pv.sum() / volume if volume else 0.0,
+                "trades": int(counted.trades.sum()) if source != "C" else 0,
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -319,8 +463,15 @@ def _roll(m1: pd.DataFrame, width_ms: int) -> pd.DataFrame:
     ordered = m1.sort_values(["symbol", "bucket"])  # minutes in time order: `first` and `last` below
     df = ordered.assign(bucket=(ordered.bucket // width_ms) * width_ms, pv=ordered.vwap * ordered.volume)
     grouped = df.groupby(["symbol", "bucket", "source"])
-    out = grouped.agg(open=("open", "first"), high=("high", "max"), low=("low", "min"), close=("close", "last"),
-                      volume=("volume", "sum"), pv=("pv", "sum"), trades=("trades", "sum")).reset_index()  # fmt: skip
+    out = grouped.agg(
+        open=("open", "first"),
+        high=("high", "max"),
+        low=("low", "min"),
+        close=("close", "last"),
+        volume=("volume", "sum"),
+        pv=("pv", "sum"),
+        trades=("trades", "sum"),
+    ).reset_index()
     out["vwap"] = (out.pv / out.volume).where(out.volume > 0, 0.0)
     return out.drop(columns="pv")
 
@@ -341,9 +492,12 @@ def _compare(got: pd.DataFrame, want: pd.DataFrame, level: str) -> None:
     keys = ["symbol", "bucket"]
     got = got.sort_values(keys).reset_index(drop=True)
     want = want[got.columns].sort_values(keys).reset_index(drop=True)
-    assert got[keys + ["source"]].values.tolist() == want[keys + ["source"]].values.tolist(), level
+    assert got[[*keys, "source"]].values.tolist() == want[[*keys, "source"]].values.tolist(), level
     for column in ("open", "high", "low", "close", "volume", "vwap"):
-        assert got[column].tolist() == pytest.approx(want[column].tolist(), rel=1e-9, abs=1e-9), (level, column)
+        assert got[column].tolist() == pytest.approx(want[column].tolist(), rel=1e-9, abs=1e-9), (
+            level,
+            column,
+        )
     assert got.trades.tolist() == want.trades.tolist(), level
 
 
@@ -361,10 +515,10 @@ def test_bars_from_every_source_match_pandas_with_corrections_and_conditions(
         _compare(_from_clickhouse(clickhouse, ch_database, level), _roll(m1, width), level)
 
     # The corrected AM: the raw table keeps both receipts, aggregates_latest and the bars the newer.
-    (receipts, latest), = clickhouse.query(
+    ((receipts, latest),) = clickhouse.query(
         f"SELECT (SELECT count() FROM {ch_database}.aggregates WHERE symbol = 'AMONLY'), "
         f"(SELECT sum(volume) FROM {ch_database}.aggregates_latest WHERE symbol = 'AMONLY')"
-    ).result_rows  # fmt: skip
+    ).result_rows
     assert receipts == 7 + 2
     day = _from_clickhouse(clickhouse, ch_database, "1d")
     assert day[day.symbol == "AMONLY"].volume.iloc[0] == pytest.approx(latest)

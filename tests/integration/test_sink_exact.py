@@ -216,7 +216,9 @@ def test_write_failures_are_retried_without_loss_or_duplicates(
     assert distinct == table_count(clickhouse, db, "trades")
     assert table_count(clickhouse, db, "aggregates") == sum(e["ev"] == "A" for e in events)
     raw_volume = clickhouse.query(f"SELECT sum(volume) FROM {db}.aggregates").result_rows[0][0]
-    bar_volume = clickhouse.query(f"SELECT sum(volume) FROM {db}.bars_1m WHERE source = 'A'").result_rows[0][0]
+    bar_volume = clickhouse.query(f"SELECT sum(volume) FROM {db}.bars_1m WHERE source = 'A'").result_rows[0][
+        0
+    ]
     assert bar_volume == raw_volume == sum(e["volume"] for e in events if e["ev"] == "A")
 
 

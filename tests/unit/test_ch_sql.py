@@ -21,7 +21,8 @@ def test_migrations_are_ordered_idempotent_statements() -> None:
             # Idempotent: create if absent, drop if present, or fill what the same migration
             # (re)created or what is still empty (a guarded INSERT).
             assert re.match(
-                r"^(CREATE (TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS|DROP (TABLE|VIEW) IF EXISTS|INSERT INTO|ALTER TABLE) `tp`\.",
+                r"^(CREATE (TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS|DROP (TABLE|VIEW) IF EXISTS"
+                r"|INSERT INTO|ALTER TABLE) `tp`\.",
                 statement,
             ), statement
             if statement.startswith("ALTER TABLE"):

@@ -20,7 +20,9 @@ REFUSED = sorted(name for name, expected in EXPECTED.items() if expected is None
 def test_every_example_has_an_expectation_and_every_channel_an_example() -> None:
     assert set(EXAMPLES) == set(EXPECTED)
     channels = set().union(*CHANNELS.values())
-    assert channels <= {EXAMPLES[name]["raw"] and orjson.loads(EXAMPLES[name]["raw"])["ev"] for name in STORED}
+    assert channels <= {
+        EXAMPLES[name]["raw"] and orjson.loads(EXAMPLES[name]["raw"])["ev"] for name in STORED
+    }
     for example in EXAMPLES.values():
         assert example["source"]["repo"].startswith("polygon-io/"), example["name"]
 
@@ -41,7 +43,8 @@ def test_the_example_becomes_the_expected_event(name: str) -> None:
 def test_a_refused_channel_is_refused_by_the_csv_not_dead_lettered_later(name: str) -> None:
     raw = orjson.loads(EXAMPLES[name]["raw"])
     result = parse_subscriptions(f"channel,symbol\n{raw['ev']},AAPL\n", "stocks")
-    assert not result.ok and "not stored by tickpipe" in str(result.problems[0])
+    assert not result.ok
+    assert "not stored by tickpipe" in str(result.problems[0])
     with pytest.raises(Invalid) as refused:
         parse(EXAMPLES[name]["raw"].encode(), None)
     assert refused.value.reason == "unknown_event"
