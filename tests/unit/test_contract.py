@@ -10,6 +10,7 @@ import pytest
 from tickpipe import contract
 from tickpipe_clickhouse.schema.migrations import load_migrations
 from tickpipe_clickhouse.sink.routing import COLUMNS, TABLE_OF_EV, route
+from tickpipe_clickhouse.sink.writer import PRESENCE
 from tickpipe_processor.events import RawEvent
 from tickpipe_processor.output import Aggregate, Book, Quote, Trade
 from tickpipe_producer.subscriptions import CHANNELS, REFUSED_CHANNELS, parse_subscriptions
@@ -33,6 +34,14 @@ def test_the_sink_routes_every_kind_to_its_family_table() -> None:
         assert TABLE_OF_EV[ev] == table
         assert route(f'{{"ev":"{ev}","symbol":"X"}}'.encode()) == table
         assert COLUMNS[table] == contract.FIELDS[family]
+
+
+def test_the_sink_can_find_a_replayed_row_again_in_every_table() -> None:
+    """After a crash the writer checks a replayed batch's rows are stored (writer.PRESENCE): every
+    family's table needs the probe, with fields of that family."""
+    for family, table in contract.TABLE_OF_FAMILY.items():
+        assert table in PRESENCE, table
+        assert set(PRESENCE[table][1].values()) <= set(contract.FIELDS[family]), table
 
 
 def test_every_channel_the_subscriptions_csv_accepts_has_a_path_to_a_table() -> None:
