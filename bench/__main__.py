@@ -24,6 +24,7 @@ SCENARIOS: dict[str, str] = {
     "processor": "bench.processor",  # preloaded raw topic -> processor (and the Quix Streams peer)
     "sink": "bench.sink",  # preloaded filtered topic -> sink -> chDB (and peers)
     "queries": "bench.queries",
+    "bars": "bench.bars",  # bars per source, corrections, conditions: insert and read cost
     "e2e": "bench.e2e",  # the whole pipeline: sustained rate, latency, RSS, CPU
     "image-deps": "bench.image_deps",  # the images' Python environment, installed from the lock
     "cdk-synth": "bench.cdk_synth",  # offline synthesis of the CDK app

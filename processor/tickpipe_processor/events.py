@@ -65,9 +65,9 @@ def _exchange_id(exchange: int | str, key: str = "x") -> int:
 
 
 def _trade_id(trade_id: str | int | None) -> str | None:
-    if trade_id is None or type(trade_id) is str:
-        return trade_id  # type: ignore[return-value]
-    if trade_id < 0:  # type: ignore[operator]
+    if trade_id is None or isinstance(trade_id, str):
+        return trade_id
+    if trade_id < 0:
         raise Invalid("negative_value", f"i: Expected a trade id >= 0, got {trade_id}")
     return str(trade_id)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # comes with chdb (the test extras)
 import pytest
 from confluent_kafka import Consumer
 
@@ -140,9 +140,9 @@ def _stored_row(clickhouse: Any, db: str, expected: dict[str, Any]) -> dict[str,
         + f" FROM {db}.{table} WHERE ev = {{ev:String}} AND symbol = {{symbol:String}}",
         parameters={"ev": expected["ev"], "symbol": expected["symbol"]},
     ).named_results()
-    rows = list(rows)
-    assert len(rows) == 1, (expected["ev"], expected["symbol"], rows)
-    return rows[0]
+    found: list[dict[str, Any]] = list(rows)
+    assert len(found) == 1, (expected["ev"], expected["symbol"], found)
+    return found[0]
 
 
 def _as_stored(field: str, value: Any) -> Any:
@@ -259,7 +259,7 @@ def _session(rng: random.Random) -> tuple[list[dict[str, Any]], list[int]]:
             s = T0 + minute * MINUTE
             o, c = price, walk(price)
             h, low, v = max(o, c) + 0.1, min(o, c) - 0.1, rng.randint(1000, 9000)
-            bar = {
+            bar: dict[str, Any] = {
                 "ev": "AM",
                 "sym": sym,
                 "v": v,
