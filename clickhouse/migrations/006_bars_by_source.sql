@@ -359,7 +359,17 @@ FROM (
         SELECT e.symbol AS symbol, e.ev AS ev, e.timestamp AS timestamp, e.volume AS volume, e.pv AS pv,
                e.trades AS trades, e.receipt_ms AS receipt_ms
         FROM {db}.aggregates_received AS e
-        WHERE (e.symbol, e.timestamp) IN (SELECT k.symbol, k.timestamp FROM {db}.aggregates AS k)
+        WHERE (e.symbol, e.ev, e.timestamp) IN (
+            -- first the keys of the block's time range with more than one receipt (three narrow
+            -- columns, one pass), then only their rows in full: corrections are rare
+            SELECT c.symbol, c.ev, c.timestamp
+            FROM {db}.aggregates_received AS c
+            WHERE c.timestamp >= (SELECT min(k.timestamp) FROM {db}.aggregates AS k)
+                AND c.timestamp <= (SELECT max(k.timestamp) FROM {db}.aggregates AS k)
+                AND c.symbol IN (SELECT k.symbol FROM {db}.aggregates AS k)
+            GROUP BY c.symbol, c.ev, c.timestamp
+            HAVING count() > 1
+        )
     ) AS o ON o.symbol = n.symbol AND o.ev = n.ev AND o.timestamp = n.timestamp
     WHERE o.receipt_ms < n.receipt_ms
     GROUP BY n.symbol, n.ev, n.timestamp, n.receipt_ms
