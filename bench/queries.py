@@ -46,13 +46,16 @@ FROM (
 )
 """
 
-# The bench fills bars_1d itself, the way the views would (source AM, open and close on (time,
-# receipt)), so the views that build bars from aggregates on write are dropped before generating.
+# The bench fills bars_1d itself, the way the views would (source AM, open and close on the
+# time key), so the views that build bars from aggregates on write are dropped before generating.
 BAR_VIEWS = ("bars_1m_from_aggregates_mv", "bars_1m_corrections_mv")
 ROLLUP = f"""
 INSERT INTO {DB}.bars_1d (symbol, bucket, source, open, high, low, close, volume, pv, trades)
-SELECT symbol, toStartOfDay(timestamp), 'AM', argMinState(open, (timestamp, toInt64(0))), max(high),
-       min(low), argMaxState(close, (timestamp, toInt64(0))), sum(volume), sum(vwap * volume), 0
+SELECT symbol, toStartOfDay(timestamp), 'AM',
+       argMinState(open, toInt128(toUnixTimestamp64Milli(timestamp)) * toInt128('18446744073709551616')),
+       max(high), min(low),
+       argMaxState(close, toInt128(toUnixTimestamp64Milli(timestamp)) * toInt128('18446744073709551616')),
+       sum(volume), sum(vwap * volume), 0
 FROM {DB}.aggregates GROUP BY symbol, toStartOfDay(timestamp)
 """
 

@@ -14,7 +14,8 @@
 --
 -- Corrections. Polygon re-sends an aggregate (same symbol, kind and start) with recalculated values;
 -- the later receipt replaces the earlier one. Open and close are argMin/argMax on (start, receipt),
--- so the latest receipt of a sub-bar wins them; volume, pv and trades are made exact by
+-- encoded as one Int128 (start_ms * 2^64 - receipt_ms for open, + for close; trades and quotes add
+-- their sequence number), so the latest receipt of a sub-bar wins them; volume, pv and trades are made exact by
 -- bars_1m_corrections_mv, which for every aggregate that replaces an earlier receipt writes the
 -- earlier receipt's volume, pv and trades negated (read from the table through the aggregates_received
 -- view: inside a materialized view, `aggregates` means the insert block). High and low stay the max
@@ -72,10 +73,10 @@ CREATE TABLE IF NOT EXISTS {db}.bars_1m
     symbol LowCardinality(String),
     bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
     source LowCardinality(String),                   -- the event kind the bar is counted from
-    open   AggregateFunction(argMin, Float64, Tuple(DateTime64(3, 'UTC'), Int64)),  -- on (time, receipt or sequence)
+    open   AggregateFunction(argMin, Float64, Int128),  -- on time_ms * 2^64 -/+ receipt or sequence
     high   SimpleAggregateFunction(max, Float64),
     low    SimpleAggregateFunction(min, Float64),
-    close  AggregateFunction(argMax, Float64, Tuple(DateTime64(3, 'UTC'), Int64)),
+    close  AggregateFunction(argMax, Float64, Int128),
     volume SimpleAggregateFunction(sum, Float64),
     pv     SimpleAggregateFunction(sum, Float64),   -- sum(vwap * volume): vwap = pv / volume
     trades SimpleAggregateFunction(sum, Int64)
@@ -90,10 +91,10 @@ CREATE TABLE IF NOT EXISTS {db}.bars_5m
     symbol LowCardinality(String),
     bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
     source LowCardinality(String),                   -- the event kind the bar is counted from
-    open   AggregateFunction(argMin, Float64, Tuple(DateTime64(3, 'UTC'), Int64)),  -- on (time, receipt or sequence)
+    open   AggregateFunction(argMin, Float64, Int128),  -- on time_ms * 2^64 -/+ receipt or sequence
     high   SimpleAggregateFunction(max, Float64),
     low    SimpleAggregateFunction(min, Float64),
-    close  AggregateFunction(argMax, Float64, Tuple(DateTime64(3, 'UTC'), Int64)),
+    close  AggregateFunction(argMax, Float64, Int128),
     volume SimpleAggregateFunction(sum, Float64),
     pv     SimpleAggregateFunction(sum, Float64),   -- sum(vwap * volume): vwap = pv / volume
     trades SimpleAggregateFunction(sum, Int64)
@@ -123,10 +124,10 @@ CREATE TABLE IF NOT EXISTS {db}.bars_1h
     symbol LowCardinality(String),
     bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
     source LowCardinality(String),                   -- the event kind the bar is counted from
-    open   AggregateFunction(argMin, Float64, Tuple(DateTime64(3, 'UTC'), Int64)),  -- on (time, receipt or sequence)
+    open   AggregateFunction(argMin, Float64, Int128),  -- on time_ms * 2^64 -/+ receipt or sequence
     high   SimpleAggregateFunction(max, Float64),
     low    SimpleAggregateFunction(min, Float64),
-    close  AggregateFunction(argMax, Float64, Tuple(DateTime64(3, 'UTC'), Int64)),
+    close  AggregateFunction(argMax, Float64, Int128),
     volume SimpleAggregateFunction(sum, Float64),
     pv     SimpleAggregateFunction(sum, Float64),   -- sum(vwap * volume): vwap = pv / volume
     trades SimpleAggregateFunction(sum, Int64)
@@ -156,10 +157,10 @@ CREATE TABLE IF NOT EXISTS {db}.bars_1d
     symbol LowCardinality(String),
     bucket DateTime('UTC') CODEC(DoubleDelta, ZSTD(1)),
     source LowCardinality(String),                   -- the event kind the bar is counted from
-    open   AggregateFunction(argMin, Float64, Tuple(DateTime64(3, 'UTC'), Int64)),  -- on (time, receipt or sequence)
+    open   AggregateFunction(argMin, Float64, Int128),  -- on time_ms * 2^64 -/+ receipt or sequence
     high   SimpleAggregateFunction(max, Float64),
     low    SimpleAggregateFunction(min, Float64),
-    close  AggregateFunction(argMax, Float64, Tuple(DateTime64(3, 'UTC'), Int64)),
+    close  AggregateFunction(argMax, Float64, Int128),
     volume SimpleAggregateFunction(sum, Float64),
     pv     SimpleAggregateFunction(sum, Float64),   -- sum(vwap * volume): vwap = pv / volume
     trades SimpleAggregateFunction(sum, Int64)
@@ -323,10 +324,10 @@ SELECT
     src.symbol AS symbol,
     toStartOfMinute(src.timestamp) AS bucket,
     src.ev AS source,
-    argMinState(src.open, (src.timestamp, -(toUnixTimestamp64Milli(src.end_timestamp) + src.received_delay_ms))) AS open,
+    argMinState(src.open, toInt128(toUnixTimestamp64Milli(src.timestamp)) * toInt128('18446744073709551616') - (toUnixTimestamp64Milli(src.end_timestamp) + src.received_delay_ms)) AS open,
     max(src.high) AS high,
     min(src.low) AS low,
-    argMaxState(src.close, (src.timestamp, (toUnixTimestamp64Milli(src.end_timestamp) + src.received_delay_ms))) AS close,
+    argMaxState(src.close, toInt128(toUnixTimestamp64Milli(src.timestamp)) * toInt128('18446744073709551616') + (toUnixTimestamp64Milli(src.end_timestamp) + src.received_delay_ms)) AS close,
     sum(src.volume) AS volume,
     sum(if(src.vwap > 0, src.vwap, src.close) * src.volume) AS pv,
     sum(toInt64(if(src.avg_size > 0, round(src.volume / src.avg_size), 0))) AS trades
@@ -340,10 +341,10 @@ SELECT
     r.symbol AS symbol,
     toStartOfMinute(r.timestamp) AS bucket,
     r.ev AS source,
-    argMinStateIf(toFloat64(0), (r.timestamp, toInt64(0)), false) AS open,
+    argMinStateIf(toFloat64(0), toInt128(0), false) AS open,
     -inf AS high,
     inf AS low,
-    argMaxStateIf(toFloat64(0), (r.timestamp, toInt64(0)), false) AS close,
+    argMaxStateIf(toFloat64(0), toInt128(0), false) AS close,
     -sum(r.volume) AS volume,
     -sum(r.pv) AS pv,
     -sum(r.trades) AS trades
@@ -385,10 +386,10 @@ SELECT
     t.symbol AS symbol,
     toStartOfMinute(t.timestamp) AS bucket,
     t.ev AS source,
-    argMinStateIf(t.price, (t.timestamp, toInt64(t.sequence)), t.ev != 'T' OR NOT hasAny(t.conditions, no_oc)) AS open,
+    argMinStateIf(t.price, toInt128(toUnixTimestamp64Milli(t.timestamp)) * toInt128('18446744073709551616') + t.sequence, t.ev != 'T' OR NOT hasAny(t.conditions, no_oc)) AS open,
     max(if(t.ev != 'T' OR NOT hasAny(t.conditions, no_hl), t.price, -inf)) AS high,
     min(if(t.ev != 'T' OR NOT hasAny(t.conditions, no_hl), t.price, inf)) AS low,
-    argMaxStateIf(t.price, (t.timestamp, toInt64(t.sequence)), t.ev != 'T' OR NOT hasAny(t.conditions, no_oc)) AS close,
+    argMaxStateIf(t.price, toInt128(toUnixTimestamp64Milli(t.timestamp)) * toInt128('18446744073709551616') + t.sequence, t.ev != 'T' OR NOT hasAny(t.conditions, no_oc)) AS close,
     sum(if(t.ev != 'T' OR NOT hasAny(t.conditions, no_vol), t.size, 0)) AS volume,
     sum(if(t.ev != 'T' OR NOT hasAny(t.conditions, no_vol), t.price * t.size, 0)) AS pv,
     toInt64(countIf(t.ev != 'T' OR NOT hasAny(t.conditions, no_vol))) AS trades
@@ -400,10 +401,10 @@ SELECT
     q.symbol AS symbol,
     toStartOfMinute(q.timestamp) AS bucket,
     q.ev AS source,
-    argMinState((q.bid_price + q.ask_price) / 2, (q.timestamp, toInt64(q.sequence))) AS open,
+    argMinState((q.bid_price + q.ask_price) / 2, toInt128(toUnixTimestamp64Milli(q.timestamp)) * toInt128('18446744073709551616') + q.sequence) AS open,
     max((q.bid_price + q.ask_price) / 2) AS high,
     min((q.bid_price + q.ask_price) / 2) AS low,
-    argMaxState((q.bid_price + q.ask_price) / 2, (q.timestamp, toInt64(q.sequence))) AS close,
+    argMaxState((q.bid_price + q.ask_price) / 2, toInt128(toUnixTimestamp64Milli(q.timestamp)) * toInt128('18446744073709551616') + q.sequence) AS close,
     toFloat64(0) AS volume,
     toFloat64(0) AS pv,
     toInt64(0) AS trades
@@ -418,10 +419,10 @@ SELECT
     src.symbol AS symbol,
     toStartOfMinute(src.timestamp) AS bucket,
     src.ev AS source,
-    argMinState(src.open, (src.timestamp, -src.received_ms)) AS open,
+    argMinState(src.open, toInt128(toUnixTimestamp64Milli(src.timestamp)) * toInt128('18446744073709551616') - src.received_ms) AS open,
     max(src.high) AS high,
     min(src.low) AS low,
-    argMaxState(src.close, (src.timestamp, src.received_ms)) AS close,
+    argMaxState(src.close, toInt128(toUnixTimestamp64Milli(src.timestamp)) * toInt128('18446744073709551616') + src.received_ms) AS close,
     sum(src.volume) AS volume,
     sum(if(src.vwap > 0, src.vwap, src.close) * src.volume) AS pv,
     sum(toInt64(if(src.avg_size > 0, round(src.volume / src.avg_size), 0))) AS trades
@@ -437,10 +438,10 @@ SELECT
     t.symbol AS symbol,
     toStartOfMinute(t.timestamp) AS bucket,
     t.ev AS source,
-    argMinStateIf(t.price, (t.timestamp, toInt64(t.sequence)), t.ev != 'T' OR NOT hasAny(t.conditions, no_oc)) AS open,
+    argMinStateIf(t.price, toInt128(toUnixTimestamp64Milli(t.timestamp)) * toInt128('18446744073709551616') + t.sequence, t.ev != 'T' OR NOT hasAny(t.conditions, no_oc)) AS open,
     max(if(t.ev != 'T' OR NOT hasAny(t.conditions, no_hl), t.price, -inf)) AS high,
     min(if(t.ev != 'T' OR NOT hasAny(t.conditions, no_hl), t.price, inf)) AS low,
-    argMaxStateIf(t.price, (t.timestamp, toInt64(t.sequence)), t.ev != 'T' OR NOT hasAny(t.conditions, no_oc)) AS close,
+    argMaxStateIf(t.price, toInt128(toUnixTimestamp64Milli(t.timestamp)) * toInt128('18446744073709551616') + t.sequence, t.ev != 'T' OR NOT hasAny(t.conditions, no_oc)) AS close,
     sum(if(t.ev != 'T' OR NOT hasAny(t.conditions, no_vol), t.size, 0)) AS volume,
     sum(if(t.ev != 'T' OR NOT hasAny(t.conditions, no_vol), t.price * t.size, 0)) AS pv,
     toInt64(countIf(t.ev != 'T' OR NOT hasAny(t.conditions, no_vol))) AS trades
@@ -452,10 +453,10 @@ SELECT
     q.symbol AS symbol,
     toStartOfMinute(q.timestamp) AS bucket,
     q.ev AS source,
-    argMinState((q.bid_price + q.ask_price) / 2, (q.timestamp, toInt64(q.sequence))) AS open,
+    argMinState((q.bid_price + q.ask_price) / 2, toInt128(toUnixTimestamp64Milli(q.timestamp)) * toInt128('18446744073709551616') + q.sequence) AS open,
     max((q.bid_price + q.ask_price) / 2) AS high,
     min((q.bid_price + q.ask_price) / 2) AS low,
-    argMaxState((q.bid_price + q.ask_price) / 2, (q.timestamp, toInt64(q.sequence))) AS close,
+    argMaxState((q.bid_price + q.ask_price) / 2, toInt128(toUnixTimestamp64Milli(q.timestamp)) * toInt128('18446744073709551616') + q.sequence) AS close,
     toFloat64(0) AS volume,
     toFloat64(0) AS pv,
     toInt64(0) AS trades
