@@ -25,6 +25,7 @@ SCENARIOS: dict[str, str] = {
     "sink": "bench.sink",  # preloaded filtered topic -> sink -> chDB (and peers)
     "queries": "bench.queries",
     "research": "bench.research",  # bars(), the as-of join and the Parquet export to S3
+    "bars": "bench.bars",  # bars per source, corrections, conditions: insert and read cost
     "e2e": "bench.e2e",  # the whole pipeline: sustained rate, latency, RSS, CPU
     "web": "bench.web",  # the live console: event -> websocket bar update, 100 clients, its CPU
     "image-deps": "bench.image_deps",  # the images' Python environment, installed from the lock

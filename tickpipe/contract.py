@@ -66,17 +66,21 @@ def dead_letter_headers(
 
 
 # FILTERED_TOPIC: one normalised JSON object per event, `ev` first and `received_ns` last.
-Family = Literal["aggregate", "trade", "quote"]
+Family = Literal["aggregate", "trade", "quote", "book"]
 
 FAMILY_OF_EV: dict[str, Family] = {
     "A": "aggregate",  # stock second aggregate
     "AM": "aggregate",  # stock minute aggregate
     "XA": "aggregate",  # crypto minute aggregate
+    "XAS": "aggregate",  # crypto second aggregate
     "CA": "aggregate",  # forex minute aggregate
-    "T": "trade",
-    "XT": "trade",
-    "Q": "quote",
-    "XQ": "quote",
+    "CAS": "aggregate",  # forex second aggregate
+    "T": "trade",  # stock trade
+    "XT": "trade",  # crypto trade
+    "Q": "quote",  # stock quote
+    "XQ": "quote",  # crypto quote
+    "C": "quote",  # forex quote (no sizes)
+    "XL2": "book",  # crypto level-2 book snapshot
 }
 
 FIELDS: dict[Family, tuple[str, ...]] = {
@@ -92,10 +96,13 @@ FIELDS: dict[Family, tuple[str, ...]] = {
         "ev", "symbol", "ts_ms", "bid_price", "bid_size", "bid_exchange", "ask_price", "ask_size",
         "ask_exchange", "conditions", "tape", "sequence", "received_ns",
     ),
+    "book": ("ev", "symbol", "ts_ms", "exchange", "bids", "asks", "received_ns"),
 }  # fmt: skip
 
-# The raw ClickHouse table each family lands in (clickhouse/migrations/001_raw_tables.sql).
-TABLE_OF_FAMILY: dict[Family, str] = {"aggregate": "aggregates", "trade": "trades", "quote": "quotes"}
+# The raw ClickHouse table each family lands in (clickhouse/migrations/001_raw_tables.sql, 004_books.sql).
+TABLE_OF_FAMILY: dict[Family, str] = {
+    "aggregate": "aggregates", "trade": "trades", "quote": "quotes", "book": "books",
+}  # fmt: skip
 
 
 def evs_of(family: Family) -> Sequence[str]:

@@ -46,23 +46,12 @@ WHERE t.last_updated_utc <= {as_of:DateTime}
 GROUP BY t.ticker;
 
 -- The trade conditions and what each does to a bar (`update_rules.consolidated`): the rules table
--- that bar logic reads to skip, say, an average-price trade when it sets open, high, low or close.
-CREATE TABLE IF NOT EXISTS {db}.trade_conditions
-(
-    id                 UInt16,
-    name               String,
-    type               LowCardinality(String),
-    updates_open_close Bool,
-    updates_high_low   Bool,
-    updates_volume     Bool,
-    sip_cta            String,
-    sip_utp            String,
-    legacy             Bool,
-    version            UInt64
-)
-ENGINE = ReplacingMergeTree(version)
-ORDER BY id
-SETTINGS non_replicated_deduplication_window = 10000;
+-- of 005_trade_conditions.sql, which the trade bars read at every insert. The reference-data load
+-- adds Polygon's SIP mappings; its rows (origin 'api', updated_at now) replace the built-in ones.
+ALTER TABLE {db}.trade_conditions
+    ADD COLUMN IF NOT EXISTS sip_cta String,
+    ADD COLUMN IF NOT EXISTS sip_utp String,
+    ADD COLUMN IF NOT EXISTS legacy Bool;
 
 -- /v2/aggs/grouped/locale/us/market/stocks/{date}: one daily bar per symbol (`timestamp` is the one
 -- Polygon gave, which depends on the endpoint; `day` is the trading day asked for).

@@ -266,7 +266,6 @@ class HistoryStore:
         return self._insert_values("tickers", data, columns)
 
     def store_conditions(self, conditions: list[RestCondition]) -> int:
-        version = time.time_ns()
         data = [
             [
                 c.id,
@@ -278,13 +277,13 @@ class HistoryStore:
                 c.sip_mapping.CTA,
                 c.sip_mapping.UTP,
                 c.legacy,
-                version,
             ]
             for c in conditions
             if "trade" in c.data_types
         ]
+        # origin and updated_at take their defaults ('api', now): the newest row of an id wins.
         columns = ["id", "name", "type", "updates_open_close", "updates_high_low", "updates_volume"]
-        columns += ["sip_cta", "sip_utp", "legacy", "version"]
+        columns += ["sip_cta", "sip_utp", "legacy"]
         return self._insert_values("trade_conditions", data, columns)
 
     def store_daily(self, day: dt.date, bars: list[GroupedBar]) -> int:

@@ -10,6 +10,11 @@ checks and `orjson.dumps`. Structs are created with `gc=False`: they hold no cyc
 
 Unknown extra keys are ignored (Polygon adds fields from time to time); `Q`'s indicators `i` and
 crypto's receive time `r` are dropped as the contract says.
+
+The types are the ones Polygon really sends (its published examples, tests/conformance/): a price or
+size may be an integer or a float; a crypto trade id `i` is an integer where a stock trade id is a
+string (both become the contract's string); a forex quote's exchange `x` may be a string of digits;
+a forex aggregate may have no end `e` (it is then the start plus the bar's width).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from msgspec.structs import astuple
 from tickpipe.contract import Family
 from tickpipe_processor.columns import LIMITS, MAX_ARRAY, MAX_FLOAT
 from tickpipe_processor.invalid import Invalid, from_msgspec_error
-from tickpipe_processor.output import Aggregate, Event, Quote, Trade
+from tickpipe_processor.output import Aggregate, Book, Event, Quote, Trade
 
 # Ceilings from the column table (columns.py), checked here in C; bounds.py checks the rest.
 _UINT16_MAX, _INT64_MAX = int(LIMITS["UInt16"][1]), int(LIMITS["UInt64"][1])
@@ -34,6 +39,9 @@ Code = Annotated[int, Meta(ge=0, le=_INT64_MAX)]  # exchange ids, tapes, sequenc
 NonNegative = Annotated[int, Meta(ge=0, le=int(MAX_FLOAT))] | Annotated[float, Meta(ge=0, le=MAX_FLOAT)]
 Price = Annotated[float, Meta(ge=0, le=MAX_FLOAT)]  # integers become floats: one JSON type per price field
 Conditions = Annotated[list[Annotated[int, Meta(ge=0, le=_UINT16_MAX)]], Meta(max_length=MAX_ARRAY)]
+TradeId = str | int  # stocks send a string, crypto an integer
+Exchange = Code | str  # forex quotes send the exchange id as a string of digits
+Level = tuple[Price, Annotated[float, Meta(ge=0, le=MAX_FLOAT)]]  # one book level: [price, size]
 
 # --- the raw kinds (attributes in output order, renamed to Polygon's keys) ----------------------
 
@@ -48,6 +56,23 @@ class RawEvent(Struct, tag_field="ev", kw_only=True, gc=False):
 
         Raises `Invalid` for what a type cannot say (an aggregate's high below its low)."""
         return self.OUTPUT(self.EV, *astuple(self), received_ns)
+
+
+def _exchange_id(exchange: int | str, key: str = "x") -> int:
+    """An exchange id sent as an integer or as a string of digits, as an integer."""
+    if type(exchange) is int:
+        return exchange
+    if isinstance(exchange, str) and exchange.isdigit() and len(exchange) < 10:
+        return int(exchange)
+    raise Invalid("wrong_type", f"{key}: Expected an exchange id (an integer or digits), got {exchange!r}")
+
+
+def _trade_id(trade_id: str | int | None) -> str | None:
+    if trade_id is None or isinstance(trade_id, str):
+        return trade_id
+    if trade_id < 0:
+        raise Invalid("negative_value", f"i: Expected a trade id >= 0, got {trade_id}")
+    return str(trade_id)
 
 
 def _check_bar(high: float, low: float, start_ms: int, end_ms: int) -> None:
@@ -103,10 +128,16 @@ class StockTrade(RawEvent, tag="T", kw_only=True, rename={
     price: Price
     size: NonNegative
     exchange: Code
-    trade_id: str | None = None
+    trade_id: TradeId | None = None
     tape: Code | None = None
     conditions: Conditions | None = None
     sequence: Code | None = None
+
+    def normalised(self, received_ns: int | None) -> Event:
+        trade = super().normalised(received_ns)
+        if type(self.trade_id) is int:
+            trade.trade_id = _trade_id(self.trade_id)  # type: ignore[union-attr]
+        return trade
 
 
 class StockQuote(RawEvent, tag="Q", kw_only=True, rename={
@@ -140,12 +171,15 @@ class CryptoAggregate(RawEvent, tag="XA", kw_only=True, rename={
     "symbol": "pair", "start_ms": "s", "end_ms": "e", "open": "o", "high": "h", "low": "l",
     "close": "c", "volume": "v", "vwap": "vw", "avg_size": "z",
 }):  # fmt: skip
+    """XA (minute) and XAS (second) aggregates for crypto; without `e`, the end is start + width."""
+
     EV = "XA"
     FAMILY = "aggregate"
     OUTPUT = Aggregate
+    WIDTH_MS: ClassVar[int] = 60_000
     symbol: Symbol
     start_ms: Millis
-    end_ms: Millis
+    end_ms: Millis | None = None
     open: Price
     high: Price
     low: Price
@@ -156,36 +190,51 @@ class CryptoAggregate(RawEvent, tag="XA", kw_only=True, rename={
 
     def normalised(self, received_ns: int | None) -> Event:
         s = self
-        _check_bar(s.high, s.low, s.start_ms, s.end_ms)
+        end_ms = s.start_ms + s.WIDTH_MS if s.end_ms is None else s.end_ms
+        _check_bar(s.high, s.low, s.start_ms, end_ms)
         return Aggregate(
-            s.EV, s.symbol, s.start_ms, s.end_ms, s.open, s.high, s.low, s.close, s.volume, s.vwap,
+            s.EV, s.symbol, s.start_ms, end_ms, s.open, s.high, s.low, s.close, s.volume, s.vwap,
             None, None, None, s.avg_size, None, received_ns,
         )  # fmt: skip
+
+
+class CryptoSecondAggregate(CryptoAggregate, tag="XAS"):
+    EV = "XAS"
+    WIDTH_MS = 1_000
 
 
 class ForexAggregate(RawEvent, tag="CA", kw_only=True, rename={
     "symbol": "pair", "start_ms": "s", "end_ms": "e", "open": "o", "high": "h", "low": "l",
     "close": "c", "volume": "v",
 }):  # fmt: skip
+    """CA (minute) and CAS (second) aggregates for forex; Polygon's examples have no `e`."""
+
     EV = "CA"
     FAMILY = "aggregate"
     OUTPUT = Aggregate
+    WIDTH_MS: ClassVar[int] = 60_000
     symbol: Symbol
     start_ms: Millis
-    end_ms: Millis
+    end_ms: Millis | None = None
     open: Price
     high: Price
     low: Price
     close: Price
-    volume: NonNegative
+    volume: NonNegative = 0
 
     def normalised(self, received_ns: int | None) -> Event:
         s = self
-        _check_bar(s.high, s.low, s.start_ms, s.end_ms)
+        end_ms = s.start_ms + s.WIDTH_MS if s.end_ms is None else s.end_ms
+        _check_bar(s.high, s.low, s.start_ms, end_ms)
         return Aggregate(
-            s.EV, s.symbol, s.start_ms, s.end_ms, s.open, s.high, s.low, s.close, s.volume, None,
+            s.EV, s.symbol, s.start_ms, end_ms, s.open, s.high, s.low, s.close, s.volume, None,
             None, None, None, None, None, received_ns,
         )  # fmt: skip
+
+
+class ForexSecondAggregate(ForexAggregate, tag="CAS"):
+    EV = "CAS"
+    WIDTH_MS = 1_000
 
 
 class CryptoTrade(RawEvent, tag="XT", kw_only=True, rename={
@@ -200,14 +249,14 @@ class CryptoTrade(RawEvent, tag="XT", kw_only=True, rename={
     price: Price
     size: NonNegative
     exchange: Code
-    trade_id: str | None = None
+    trade_id: TradeId | None = None
     conditions: Conditions | None = None
 
     def normalised(self, received_ns: int | None) -> Event:
         s = self
         return Trade(
-            s.EV, s.symbol, s.ts_ms, s.price, s.size, s.exchange, s.trade_id, None, s.conditions, None,
-            received_ns,
+            s.EV, s.symbol, s.ts_ms, s.price, s.size, s.exchange, _trade_id(s.trade_id), None,
+            s.conditions, None, received_ns,
         )  # fmt: skip
 
 
@@ -236,9 +285,47 @@ class CryptoQuote(RawEvent, tag="XQ", kw_only=True, rename={
         )  # fmt: skip
 
 
+class ForexQuote(RawEvent, tag="C", kw_only=True, rename={
+    "symbol": "p", "exchange": "x", "ask_price": "a", "bid_price": "b", "ts_ms": "t",
+}):  # fmt: skip
+    """A forex quote: the pair in `p`, one exchange `x` (a string in Polygon's example), no sizes."""
+
+    EV = "C"
+    FAMILY = "quote"
+    OUTPUT = Quote
+    symbol: Symbol
+    exchange: Exchange | None = None
+    ask_price: Price
+    bid_price: Price
+    ts_ms: Millis
+
+    def normalised(self, received_ns: int | None) -> Event:
+        s = self
+        exchange = None if s.exchange is None else _exchange_id(s.exchange)
+        return Quote(
+            s.EV, s.symbol, s.ts_ms, s.bid_price, None, exchange, s.ask_price, None, exchange, None,
+            None, None, received_ns,
+        )  # fmt: skip
+
+
+class CryptoBook(RawEvent, tag="XL2", kw_only=True, rename={
+    "symbol": "pair", "ts_ms": "t", "exchange": "x", "bids": "b", "asks": "a",
+}):  # fmt: skip
+    """A level-2 book snapshot: bids and asks as arrays of [price, size], best first."""
+
+    EV = "XL2"
+    FAMILY = "book"
+    OUTPUT = Book
+    symbol: Symbol
+    ts_ms: Millis
+    exchange: Code
+    bids: list[Level] = []
+    asks: list[Level] = []
+
+
 RAW_KINDS: tuple[type[RawEvent], ...] = (
-    StockAggregate, MinuteAggregate, StockTrade, StockQuote, CryptoAggregate, CryptoTrade, CryptoQuote,
-    ForexAggregate,
+    StockAggregate, MinuteAggregate, StockTrade, StockQuote, CryptoAggregate, CryptoSecondAggregate,
+    CryptoTrade, CryptoQuote, CryptoBook, ForexAggregate, ForexSecondAggregate, ForexQuote,
 )  # fmt: skip
 EVENT_KINDS: tuple[str, ...] = tuple(kind.EV for kind in RAW_KINDS)
 

@@ -134,7 +134,7 @@ class RuleFilter:
         """The rules with memory: `duplicate`, then `bad_tick`."""
         if self.window_ms and self._is_duplicate(ev, family, event, value, EVENT_TIME[family](event), memory):
             return "duplicate"
-        if self._max_deviation and family != "quote":
+        if self._max_deviation and family in ("aggregate", "trade"):
             return self._bad_tick(ev, event.symbol, PRICE[family](event), memory)
         return None
 
@@ -146,7 +146,10 @@ class RuleFilter:
         Crypto trades and quotes carry no sequence number; for them only byte-identical values
         count as duplicates.
         """
-        identity: Any = event.start_ms if family == "aggregate" else event.sequence  # type: ignore[union-attr]
+        if family == "aggregate":
+            identity: Any = (event.start_ms, value)  # type: ignore[union-attr]  # a correction is no duplicate
+        else:
+            identity = getattr(event, "sequence", None)
         if identity is None:
             identity = value
         key = (ev, event.symbol, identity)

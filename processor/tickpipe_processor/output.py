@@ -55,10 +55,10 @@ class Quote(Struct, gc=False):
     symbol: str
     ts_ms: int
     bid_price: float
-    bid_size: float
+    bid_size: float | None  # forex quotes carry no sizes
     bid_exchange: int | None
     ask_price: float
-    ask_size: float
+    ask_size: float | None
     ask_exchange: int | None
     conditions: list[int] | None
     tape: int | None
@@ -66,16 +66,36 @@ class Quote(Struct, gc=False):
     received_ns: int | None
 
 
-Event = Aggregate | Trade | Quote
+class Book(Struct, gc=False):
+    """A level-2 book snapshot (crypto XL2): levels are [price, size], best first."""
+
+    ev: str
+    symbol: str
+    ts_ms: int
+    exchange: int
+    bids: list[tuple[float, float]]
+    asks: list[tuple[float, float]]
+    received_ns: int | None
+
+
+Event = Aggregate | Trade | Quote | Book
+
+
+def _best_price(book: Book) -> float:
+    """A book's price for the rules: the best bid, else the best ask, else 0."""
+    side = book.bids or book.asks
+    return side[0][0] if side else 0.0
 
 
 # What the rules read from each family: event time, the price and the volume (None for quotes).
 EVENT_TIME: dict[Family, Callable[[Any], int]] = {
     "aggregate": attrgetter("start_ms"), "trade": attrgetter("ts_ms"), "quote": attrgetter("ts_ms"),
+    "book": attrgetter("ts_ms"),
 }  # fmt: skip
 PRICE: dict[Family, Callable[[Any], float]] = {
     "aggregate": attrgetter("close"), "trade": attrgetter("price"), "quote": attrgetter("bid_price"),
+    "book": _best_price,
 }  # fmt: skip
 VOLUME: dict[Family, Callable[[Any], float] | None] = {
-    "aggregate": attrgetter("volume"), "trade": attrgetter("size"), "quote": None,
+    "aggregate": attrgetter("volume"), "trade": attrgetter("size"), "quote": None, "book": None,
 }  # fmt: skip

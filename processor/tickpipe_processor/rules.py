@@ -19,7 +19,7 @@ from tickpipe.config import ConfigError
 from tickpipe_processor.events import EVENT_KINDS
 
 Session = Literal["regular", "extended", "all"]
-EventKind = Literal["A", "AM", "T", "Q", "XA", "XT", "XQ", "CA"]
+EventKind = Literal["A", "AM", "T", "Q", "XA", "XAS", "XT", "XQ", "XL2", "CA", "CAS", "C"]
 assert set(EventKind.__args__) == set(EVENT_KINDS)  # type: ignore[attr-defined]
 
 MAX_RULES_BYTES = 1_000_000  # a rules file is a few hundred bytes; checked before it is read

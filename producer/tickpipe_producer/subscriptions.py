@@ -1,6 +1,6 @@
 """The subscriptions CSV: what the producer streams, edited by users in S3.
 
-Format (docs/subscriptions.md has the full description)::
+Format (docs/producer.md has the full description)::
 
     channel,symbol,enabled,comment
     A,AAPL,,per-second aggregates
@@ -32,6 +32,13 @@ CHANNELS: dict[str, frozenset[str]] = {
     "stocks": frozenset({"A", "AM", "T", "Q"}),
     "crypto": frozenset({"XA", "XAS", "XT", "XQ", "XL2"}),
     "forex": frozenset({"CA", "CAS", "C"}),
+}
+# Channels Polygon sells that tickpipe does not store, refused with the reason (docs/clickhouse.md):
+# they are not trades, quotes or bars, and each needs its own table and time unit.
+REFUSED_CHANNELS: dict[str, str] = {
+    "LULD": "limit up-limit down price bands (its `t` is in microseconds)",
+    "NOI": "imbalance messages, sent around the opening and closing auctions only (its `t` is in ns)",
+    "FMV": "fair market value, served by Polygon's separate business feed, not this market's feed",
 }
 REQUIRED_COLUMNS = ("channel", "symbol")
 OPTIONAL_COLUMNS = ("enabled", "comment")
@@ -179,6 +186,14 @@ def _parse_row(
     before = len(problems)
     if not channel:
         problems.append(Problem(line, "channel is empty"))
+    elif channel in REFUSED_CHANNELS:
+        problems.append(
+            Problem(
+                line,
+                f"channel {channel} is not stored by tickpipe: {REFUSED_CHANNELS[channel]}; "
+                f"expected one of {', '.join(sorted(channels))}",
+            )
+        )
     elif channel not in channels:
         problems.append(
             Problem(

@@ -44,7 +44,7 @@ def crypto_events(market: Market, data: SecondData, lo: int, hi: int) -> list[Ev
                     "t": t,
                     "s": s,
                     "c": [2 if buy else 1],
-                    "i": str(i),
+                    "i": i,  # an integer, as in Polygon's example (stock trade ids are strings)
                     "x": x,
                     "r": received,
                 }

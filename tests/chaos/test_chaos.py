@@ -266,7 +266,8 @@ def _verify(
     volumes = query_rows(
         env,
         "SELECT (SELECT sum(volume) FROM aggregates WHERE ev = 'A') AS raw, "
-        "(SELECT sum(volume) FROM ohlcv_1m) AS m1, (SELECT sum(volume) FROM ohlcv_1d) AS d1",
+        "(SELECT sum(volume) FROM ohlcv_1m WHERE source = 'A') AS m1, "
+        "(SELECT sum(volume) FROM ohlcv_1d WHERE source = 'A') AS d1",
     )[0]
     assert float(volumes["raw"]) == float(volumes["m1"]) == float(volumes["d1"]), volumes
 

@@ -74,7 +74,7 @@ def test_backfill_twice_is_once_and_equals_the_ground_truth(
     assert daily == volumes_by_symbol(truth(stats, all_symbols).seconds)
     conditions = one(
         "SELECT id, name, updates_open_close, updates_high_low, updates_volume "
-        "FROM `{db}`.trade_conditions FINAL ORDER BY id"
+        "FROM `{db}`.trade_conditions FINAL WHERE origin = 'api' ORDER BY id"
     )
     assert len(conditions) == 14
     assert (2, "Average Price Trade", False, False, True) in conditions

@@ -31,7 +31,7 @@ class FakeClient:
         self.tables.append((table, tuple(columns)))
 
 
-KNOWN = "A, AM, XA, CA, T, XT, Q, XQ"
+KNOWN = "A, AM, XA, XAS, CA, CAS, T, XT, Q, XQ, C, XL2"
 
 
 def batch(values: list[bytes]) -> Batch:
@@ -99,6 +99,10 @@ def test_values_without_a_table_never_reach_clickhouse() -> None:
         (b'{"ev":"XA","pair":"BTC-USD"}', "aggregates"),
         (b'{"ev":"CA"}', "aggregates"),
         (b'{"ev":"XQ"}', "quotes"),
+        (b'{"ev":"XAS","symbol":"X"}', "aggregates"),  # three letters: the 11-byte prefix
+        (b'{"ev":"CAS"}', "aggregates"),
+        (b'{"ev":"C","symbol":"USD/CNH"}', "quotes"),
+        (b'{"ev":"XL2","symbol":"BTC-USD"}', "books"),
         (b'{ "ev" : "T" }', "trades"),  # spaces: the slow path still finds it
         (b'{"ev":"Tx"}', Unroutable("unknown_ev", f"`ev` is 'Tx'; the sink stores {KNOWN}")),
         (b'{"ev":5}', Unroutable("unknown_ev", f"`ev` is 5; the sink stores {KNOWN}")),

@@ -10,10 +10,12 @@ import pytest
 from tickpipe import contract
 from tickpipe_clickhouse.schema.migrations import load_migrations
 from tickpipe_clickhouse.sink.routing import COLUMNS, TABLE_OF_EV, route
+from tickpipe_clickhouse.sink.writer import PRESENCE
 from tickpipe_processor.events import RawEvent
-from tickpipe_processor.output import Aggregate, Quote, Trade
+from tickpipe_processor.output import Aggregate, Book, Quote, Trade
+from tickpipe_producer.subscriptions import CHANNELS, REFUSED_CHANNELS, parse_subscriptions
 
-STRUCTS = {"aggregate": Aggregate, "trade": Trade, "quote": Quote}
+STRUCTS = {"aggregate": Aggregate, "trade": Trade, "quote": Quote, "book": Book}
 
 
 @pytest.mark.parametrize("family", sorted(contract.FIELDS))
@@ -32,6 +34,35 @@ def test_the_sink_routes_every_kind_to_its_family_table() -> None:
         assert TABLE_OF_EV[ev] == table
         assert route(f'{{"ev":"{ev}","symbol":"X"}}'.encode()) == table
         assert COLUMNS[table] == contract.FIELDS[family]
+
+
+def test_the_sink_can_find_a_replayed_row_again_in_every_table() -> None:
+    """After a crash the writer checks a replayed batch's rows are stored (writer.PRESENCE): every
+    family's table needs the probe, with fields of that family."""
+    for family, table in contract.TABLE_OF_FAMILY.items():
+        assert table in PRESENCE, table
+        assert set(PRESENCE[table][1].values()) <= set(contract.FIELDS[family]), table
+
+
+def test_every_channel_the_subscriptions_csv_accepts_has_a_path_to_a_table() -> None:
+    """A channel the producer may subscribe to is decoded by the processor, routed by the sink and
+    lands in a table the migrations create; none is accepted and then dead-lettered."""
+    tables = _table_columns()
+    decoded = {cls.__struct_config__.tag for cls in _subclasses(RawEvent)}
+    for market, channels in CHANNELS.items():
+        for channel in sorted(channels):
+            assert parse_subscriptions(f"channel,symbol\n{channel},*\n", market).ok, channel
+            assert channel in decoded, f"{market} {channel}: the processor has no raw kind for it"
+            family = contract.FAMILY_OF_EV[channel]
+            assert route(f'{{"ev":"{channel}","symbol":"X"}}'.encode()) == contract.TABLE_OF_FAMILY[family]
+            assert contract.TABLE_OF_FAMILY[family] in tables, f"{market} {channel}: no table"
+
+
+@pytest.mark.parametrize("channel", sorted(REFUSED_CHANNELS))
+def test_the_csv_refuses_the_channels_tickpipe_does_not_store_and_says_why(channel: str) -> None:
+    result = parse_subscriptions(f"channel,symbol\n{channel},AAPL\n", "stocks")
+    assert not result.ok
+    assert "not stored by tickpipe" in str(result.problems[0]), result.problems
 
 
 def _table_columns() -> dict[str, dict[str, str]]:

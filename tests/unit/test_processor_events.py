@@ -102,7 +102,7 @@ def test_crypto_and_forex_use_the_pair_as_symbol() -> None:
 
 
 def test_every_kind_is_known() -> None:
-    assert set(EVENT_KINDS) == {"A", "AM", "T", "Q", "XA", "XT", "XQ", "CA"}
+    assert set(EVENT_KINDS) == {"A", "AM", "T", "Q", "XA", "XAS", "XT", "XQ", "XL2", "CA", "CAS", "C"}
 
 
 def test_unknown_keys_are_ignored() -> None:

@@ -140,7 +140,8 @@ def test_duplicates_within_the_window_are_dropped() -> None:
     assert h.verdict(trade("MSFT", q=7)) is None  # another symbol
     assert h.verdict(trade(q=7, t=MONDAY_NOON + 61_000)) is None  # outside the window
     assert h.verdict(agg()) is None
-    assert h.verdict(agg(close=101)) == "duplicate"  # same kind, symbol and window start
+    assert h.verdict(agg()) == "duplicate"  # the same aggregate again, byte for byte
+    assert h.verdict(agg(close=101)) is None  # a correction (new values, same start) replaces it downstream
     assert h.verdict(quote(q=7)) is None  # quotes and trades are different kinds
     assert h.verdict(trade(q=None, ev="XT")) is None
     assert h.verdict(trade(q=None, ev="XT")) == "duplicate"  # no sequence: identical bytes

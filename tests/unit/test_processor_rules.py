@@ -22,7 +22,20 @@ def problems(text: str) -> list[str]:
 def test_defaults_keep_everything_valid() -> None:
     assert load_rules(None) is DEFAULT_RULES
     assert DEFAULT_RULES.session == "all"
-    assert set(DEFAULT_RULES.events) == {"A", "AM", "T", "Q", "XA", "XT", "XQ", "CA"}
+    assert set(DEFAULT_RULES.events) == {
+        "A",
+        "AM",
+        "T",
+        "Q",
+        "XA",
+        "XAS",
+        "XT",
+        "XQ",
+        "XL2",
+        "CA",
+        "CAS",
+        "C",
+    }
     assert DEFAULT_RULES.dedupe is None
     assert DEFAULT_RULES.bad_tick is None
     assert parse_rules("", "empty.yaml") == DEFAULT_RULES

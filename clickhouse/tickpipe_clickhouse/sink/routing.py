@@ -22,7 +22,8 @@ TABLE_OF_EV = {ev: contract.TABLE_OF_FAMILY[family] for ev, family in contract.F
 COLUMNS = {contract.TABLE_OF_FAMILY[family]: fields for family, fields in contract.FIELDS.items()}
 
 _KNOWN = ", ".join(TABLE_OF_EV)
-# The first 10 bytes of the processor's values, `{"ev":"T",` or `{"ev":"AM"`, mapped to the table.
+# The first bytes of the processor's values, `{"ev":"T",`, `{"ev":"AM"` (10) or `{"ev":"XL2"` (11),
+# mapped to the table.
 _PREFIX_TABLE = {
     (f'{{"ev":"{ev}"' + ("," if len(ev) == 1 else "")).encode(): table for ev, table in TABLE_OF_EV.items()
 }
@@ -38,7 +39,7 @@ class Unroutable:
 
 def route(value: bytes) -> str | Unroutable:
     """The table for one record value, or why there is none."""
-    return _PREFIX_TABLE.get(value[:10]) or _route_parsed(value)
+    return _PREFIX_TABLE.get(value[:10]) or _PREFIX_TABLE.get(value[:11]) or _route_parsed(value)
 
 
 def _route_parsed(value: bytes) -> str | Unroutable:

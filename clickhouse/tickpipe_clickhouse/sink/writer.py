@@ -127,8 +127,10 @@ MAX_REINSERTS = 3
 PRESENCE: dict[str, tuple[str, dict[str, str]]] = {
     "aggregates": (
         "SELECT count() FROM `{db}`.aggregates WHERE symbol = {{symbol:String}} AND ev = {{ev:String}} "
-        "AND timestamp = fromUnixTimestamp64Milli({{t:Int64}}, 'UTC')",
-        {"symbol": "symbol", "ev": "ev", "t": "start_ms"},
+        "AND timestamp = fromUnixTimestamp64Milli({{t:Int64}}, 'UTC') "
+        # this receipt: a correction of the same bar is another row
+        "AND received_delay_ms = intDiv({{r:Int64}}, 1000000) - {{e:Int64}}",
+        {"symbol": "symbol", "ev": "ev", "t": "start_ms", "r": "received_ns", "e": "end_ms"},
     ),
     "trades": (
         "SELECT count() FROM `{db}`.trades WHERE symbol = {{symbol:String}} "
@@ -140,11 +142,16 @@ PRESENCE: dict[str, tuple[str, dict[str, str]]] = {
         "AND timestamp = fromUnixTimestamp64Milli({{t:Int64}}, 'UTC') AND sequence = {{sequence:UInt64}}",
         {"symbol": "symbol", "t": "ts_ms", "sequence": "sequence"},
     ),
+    "books": (
+        "SELECT count() FROM `{db}`.books WHERE symbol = {{symbol:String}} "
+        "AND timestamp = fromUnixTimestamp64Milli({{t:Int64}}, 'UTC') AND exchange = {{exchange:UInt16}}",
+        {"symbol": "symbol", "t": "ts_ms", "exchange": "exchange"},
+    ),
 }
 
 
 class ClickHouseWriter:
-    """Writes batches into the aggregates, trades and quotes tables through a clickhouse-connect client."""
+    """Writes batches into the raw tables (aggregates, trades, quotes, books) through clickhouse-connect."""
 
     def __init__(self, client: Any, database: str, settings: dict[str, Any] | None = None):
         self.client = client
