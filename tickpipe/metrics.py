@@ -12,41 +12,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from tickpipe.http_server import BoundedThreadingHTTPServer
+
 HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
 REQUEST_TIMEOUT_S = 5.0
 MAX_CONNECTIONS = 8
-
-
-class _BoundedServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer with at most `slots` request threads alive at once."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], slots: int) -> None:
-        super().__init__(address, handler)
-        self._slots = threading.BoundedSemaphore(slots)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)  # every slot busy: refuse rather than start a thread
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
 
 
 class MetricsServer:
@@ -62,7 +37,7 @@ class MetricsServer:
     ):
         self.registry = registry
         self.health = health
-        self._server = _BoundedServer((host, port), self._handler(), max_connections)
+        self._server = BoundedThreadingHTTPServer((host, port), self._handler(), max_connections)
         self._thread = threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True)
 
     @property

@@ -31,10 +31,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from tickpipe.http_server import BoundedThreadingHTTPServer
 from tickpipe_clickhouse.query import guard
 
 log = logging.getLogger(__name__)
@@ -61,32 +62,6 @@ class ClientGone(RuntimeError):
 
 class TimedOut(RuntimeError):
     """The query ran past the limit and was killed."""
-
-
-class _BoundedServer(ThreadingHTTPServer):
-    """At most MAX_CONNECTIONS handler threads; a connection over that is closed at once."""
-
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__(address, handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except Exception:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
 
 
 class QueryEndpoint:
@@ -119,7 +94,7 @@ class QueryEndpoint:
         self._control = control if control is not None else readers[0]
         self._control_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="query")
-        self._server = _BoundedServer(("127.0.0.1", port), self._handler())
+        self._server = BoundedThreadingHTTPServer(("127.0.0.1", port), self._handler(), MAX_CONNECTIONS)
         self._thread = threading.Thread(target=self._server.serve_forever, name="query-endpoint", daemon=True)
 
     @property
