@@ -71,7 +71,9 @@ class TradeRules:
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[Any, Any, Any, Any]]) -> TradeRules:
         """From (id, updates_open_close, updates_high_low, updates_volume) rows."""
-        oc, hl, vol = set(), set(), set()
+        oc: set[int] = set()
+        hl: set[int] = set()
+        vol: set[int] = set()
         for code, moves_oc, moves_hl, moves_vol in rows:
             for flag, excluded in ((moves_oc, oc), (moves_hl, hl), (moves_vol, vol)):
                 if not flag:
