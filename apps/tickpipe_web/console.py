@@ -48,6 +48,8 @@ class Console:
         self.history = history
         self.clients: set[Client] = set()
         self.stages: list[dict[str, Any]] = []
+        self.rules_asked: float | None = None  # when trade_conditions was last asked (None: never)
+        self.rules_note = "not loaded yet: every trade counts"
         self.seeded: dict[tuple[str, str], float] = {}  # series -> when its history was last asked
         self.history_note: dict[tuple[str, str], str] = {}
         self._seeding: dict[tuple[str, str], asyncio.Task[None]] = {}  # one history query per series
@@ -55,6 +57,7 @@ class Console:
         self.dropped_clients = 0
         self.loop: asyncio.AbstractEventLoop | None = None
         self._fanout: asyncio.Task[None] | None = None
+        self._rules: asyncio.Task[None] | None = None
 
     # --- events ----------------------------------------------------------------------------------
 
@@ -74,9 +77,14 @@ class Console:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self._rules = asyncio.create_task(self.load_rules(), name="trade-rules")
         self._fanout = asyncio.create_task(self._fan_out_forever(), name="fan-out")
 
     async def stop(self) -> None:
+        if self._rules is not None:
+            self._rules.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rules
         if self._fanout is not None:
             self._fanout.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -172,6 +180,23 @@ class Console:
         end = (int(time.time()) // seconds + 1) * seconds
         return self.book.bars(symbol, interval, end - WINDOW * seconds, None)
 
+    async def load_rules(self) -> None:
+        """Read trade_conditions once; while it cannot be read, every stock trade counts (asked again
+        with the next history query, at most every SEED_RETRY seconds)."""
+        if self.history is None or self.book.rules.loaded:
+            return
+        if self.rules_asked is not None and time.monotonic() - self.rules_asked < SEED_RETRY:
+            return
+        self.rules_asked = time.monotonic()
+        try:
+            rules = await asyncio.get_running_loop().run_in_executor(None, self.history.trade_rules)
+        except Exception as exc:
+            self.rules_note = f"unavailable ({type(exc).__name__}): every trade counts"
+            log.warning("trade conditions %s", self.rules_note)
+            return
+        self.book.rules = rules
+        self.rules_note = "ok"
+
     async def ensure_seeded(self, symbol: str, interval: str) -> None:
         """Fill the chart's window from ClickHouse once per series (again later if it was unavailable);
         clients asking for a series being seeded wait for the same query."""
@@ -187,6 +212,7 @@ class Console:
         asked = self.seeded.get(key)
         if self.history is None:
             return
+        await self.load_rules()
         if asked is not None and (key not in self.history_note or time.monotonic() - asked < SEED_RETRY):
             return  # seeded already, or unavailable a moment ago
         self.seeded[key] = time.monotonic()

@@ -13,7 +13,7 @@ from typing import Any
 
 from tickpipe_clickhouse.connect import Target
 from tickpipe_clickhouse.query.client import live_endpoint, open_query_client, run_rows, run_saved
-from tickpipe_web.bars import Bar, interval_seconds
+from tickpipe_web.bars import Bar, TradeRules, interval_seconds
 
 MAX_ROWS = 1000  # rows the SQL box shows
 
@@ -52,6 +52,15 @@ class History:
             client.close()
         return [_bar(row) for row in result.result_rows]
 
+    def trade_rules(self) -> TradeRules:
+        """The condition rules of stock trades, from trade_conditions (the newest row per code)."""
+        client = self._client()
+        try:
+            result = run_rows(client, _TRADE_RULES)
+        finally:
+            client.close()
+        return TradeRules.from_rows(result.result_rows)
+
     def query(self, sql: str) -> tuple[list[str], list[list[Any]], bool]:
         """(column names, up to MAX_ROWS rows as JSON-able values, whether rows were cut)."""
         client = self._client()
@@ -63,14 +72,18 @@ class History:
         return list(result.column_names), rows, len(result.result_rows) > MAX_ROWS
 
 
-# One-second bars are the `A` aggregates themselves (the rollups start at one minute).
+# One-second bars are the `A` aggregates themselves, corrected (the rollups start at one minute).
 _SECOND_BARS = """
 SELECT toUnixTimestamp(toStartOfSecond(timestamp)) AS t, argMin(open, timestamp), max(high), min(low),
        argMax(close, timestamp), sum(volume)
-FROM aggregates
+FROM aggregates_latest
 WHERE symbol = {symbol:String} AND ev = 'A'
   AND timestamp >= toDateTime64({from:Int64}, 3, 'UTC') AND timestamp < toDateTime64({to:Int64}, 3, 'UTC')
 GROUP BY t ORDER BY t
+"""
+
+_TRADE_RULES = """
+SELECT id, updates_open_close, updates_high_low, updates_volume FROM trade_conditions FINAL
 """
 
 

@@ -27,9 +27,11 @@ from tickpipe_web.settings import WebSettings
 TOKEN = "s3cret-token-0123456789"
 
 
-def agg(symbol: str, second: int, price: float, volume: float) -> dict[str, Any]:
+def agg(symbol: str, second: int, price: float, volume: float, offset_ms: int = 0) -> dict[str, Any]:
+    """An `A` aggregate; a re-sent one (same symbol and start) replaces the earlier, so sub-bars of
+    one second that must add up get distinct `offset_ms`."""
     return {
-        "ev": "A", "symbol": symbol, "start_ms": second * 1000, "end_ms": second * 1000 + 1000,
+        "ev": "A", "symbol": symbol, "start_ms": second * 1000 + offset_ms, "end_ms": second * 1000 + 1000,
         "open": price, "high": price, "low": price, "close": price, "volume": volume,
         "received_ns": time.time_ns(),
     }  # fmt: skip
@@ -88,7 +90,7 @@ def test_updates_are_conflated_per_bar_and_filtered_by_subscription() -> None:
         # 200 events for one AAPL second over ~1 s, and one MSFT second
         volume = 0.0
         for i in range(200):
-            console.apply([agg("AAPL", now, 100 + i / 100, 1.0 + i)])
+            console.apply([agg("AAPL", now, 100 + i / 100, 1.0 + i, offset_ms=i * 5)])
             volume += 1.0 + i
             await asyncio.sleep(0.005)
         console.apply([agg("MSFT", now, 50.0, 3.0)])
