@@ -40,6 +40,7 @@ from tickpipe_processor.columns import (
     LIMITS,
     MAX_ARRAY,
     MAX_FLOAT,
+    MAX_LEVELS,
     MAX_SYMBOL,
     MAX_TEXT,
     SYMBOL_CHARS,
@@ -47,7 +48,7 @@ from tickpipe_processor.columns import (
 )
 from tickpipe_processor.events import RAW_KINDS
 from tickpipe_processor.invalid import Invalid
-from tickpipe_processor.output import Aggregate, Event, Quote, Trade
+from tickpipe_processor.output import Aggregate, Book, Event, Quote, Trade
 
 __all__ = [
     "COLUMN_TYPES", "EVENT_TIMES", "LIMITS", "MAX_ARRAY", "MAX_FLOAT", "MAX_SYMBOL", "MAX_TEXT",
@@ -57,7 +58,7 @@ _SYMBOL = re.compile(f"[{SYMBOL_CHARS}]{{1,{MAX_SYMBOL}}}")
 DEFAULT_EVENT_TIME_MIN_MS = int(datetime(1990, 1, 1, tzinfo=UTC).timestamp() * 1000)
 DEFAULT_EVENT_TIME_AHEAD_S = 86_400
 _KNOWN_SYMBOLS_LIMIT = 200_000
-_OUTPUT: dict[Family, type[Event]] = {"aggregate": Aggregate, "trade": Trade, "quote": Quote}
+_OUTPUT: dict[Family, type[Event]] = {"aggregate": Aggregate, "trade": Trade, "quote": Quote, "book": Book}
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,10 @@ def _refuses(field: str, column: str, nullable: bool, given: Guarantee) -> list[
     present = "v is not None and " if nullable else ""
     if column == "String":
         return [read, f"    if {present}len(v) > {MAX_TEXT}: {out}"]
+    if column == "Array(Tuple(Float64, Float64))":  # book levels: (price, size), each in 0..MAX_FLOAT
+        level = f"not (0 <= p <= {MAX_FLOAT!r}) or not (0 <= s <= {MAX_FLOAT!r})"
+        too_long = f"    if len(v) > {MAX_LEVELS}: {out}"
+        return [read, too_long, "    for p, s in v:", f"        if {level}: {out}"]
     if column.startswith("Array("):
         low, high = LIMITS[column[len("Array(") : -1]]
         item = _outside("x", low, high, given)
@@ -240,6 +245,8 @@ class Bounds:
             allowed = f"the event-time window {self.window['lo_ms']}..{self.window['hi_ms']} ms"
         elif column == "String":
             allowed = f"at most {MAX_TEXT} characters"
+        elif column == "Array(Tuple(Float64, Float64))":
+            allowed = f"at most {MAX_LEVELS} levels of price and size in 0..{MAX_FLOAT:g}"
         elif column.startswith("Array("):
             low, high = LIMITS[column[len("Array(") : -1]]
             allowed = f"at most {MAX_ARRAY} values in {low:g}..{high:g} ({column})"

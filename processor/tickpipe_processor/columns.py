@@ -30,6 +30,11 @@ COLUMN_TYPES: dict[Family, dict[str, str]] = {
         "ask_exchange": "UInt16", "conditions": "Array(UInt16)", "tape": "UInt8", "sequence": "UInt64",
         "received_ns": "UInt64",
     },
+    "book": {  # clickhouse/migrations/004_books.sql
+        "ev": "String", "symbol": "String", "ts_ms": "Int64", "exchange": "UInt16",
+        "bids": "Array(Tuple(Float64, Float64))", "asks": "Array(Tuple(Float64, Float64))",
+        "received_ns": "UInt64",
+    },
 }  # fmt: skip
 
 # Fields whose Int64 is an event time in Unix ms (the input of a DateTime64(3) column).
@@ -39,6 +44,7 @@ UNCHECKED = frozenset({"ev", "otc"})
 
 MAX_FLOAT = 1e12  # prices and sizes: far above any real one, far below what makes a sum overflow
 MAX_ARRAY = 64  # conditions per event
+MAX_LEVELS = 1000  # price levels per side of a book snapshot
 MAX_TEXT = 128  # trade ids
 MAX_SYMBOL = 64
 SYMBOL_CHARS = "A-Za-z0-9./:-"

@@ -25,13 +25,22 @@ from tickpipe_processor.bounds import (
 
 QUOTE = {"ev": "Q", "sym": "AAPL", "bx": 4, "bp": 100.5, "bs": 1, "ax": 7, "ap": 100.6, "as": 2,
          "c": 1, "z": 3, "t": 1732550400000, "q": 9}  # fmt: skip
+BOOK = {"ev": "XL2", "pair": "BTC-USD", "t": 1610462411115, "x": 1, "b": [[33712.71, 0.18635]],
+        "a": [[33718.23, 3.5527483]]}  # fmt: skip
 BAR = {"ev": "AM", "sym": "AAPL", "v": 10, "av": 1000, "op": 99.0, "vw": 100.1, "o": 100.0, "c": 100.2,
        "h": 100.5, "l": 99.5, "a": 100.0, "z": 5, "s": 1732550400000, "e": 1732550460000}  # fmt: skip
 
 
 def _column_type(declaration: str) -> str:
-    """`LowCardinality(String)` -> `String`; `UInt16 CODEC(ZSTD(1))` -> `UInt16`."""
-    first = declaration.split()[0].rstrip(",")
+    """`LowCardinality(String)` -> `String`; `UInt16 CODEC(ZSTD(1))` -> `UInt16`;
+    `Array(Tuple(Float64, Float64)) CODEC(...)` -> `Array(Tuple(Float64, Float64))`."""
+    depth, end = 0, len(declaration)
+    for i, char in enumerate(declaration):  # the type ends at the first space outside parentheses
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == " " and depth == 0:
+            end = i
+            break
+    first = declaration[:end].rstrip(",")
     match = re.fullmatch(r"LowCardinality\((.*)\)", first)
     return match.group(1) if match else first
 
@@ -58,6 +67,8 @@ def test_each_integer_limit_fits_its_clickhouse_type() -> None:
     used = {
         t.removeprefix("Array(").removesuffix(")") for types in COLUMN_TYPES.values() for t in types.values()
     }
+    for levels in [t for t in used if t.startswith("Tuple(")]:  # book levels: each member's limit
+        used = (used - {levels}) | set(levels.removeprefix("Tuple(").removesuffix(")").split(", "))
     assert used - {"String", "Bool"} <= set(LIMITS), "a column type without a limit"
 
 
@@ -116,6 +127,10 @@ YEAR_3000_MS = 32503680000000
         ({**BAR, "vw": 1e15}, "out_of_range"),
         ({**BAR, "s": YEAR_3000_MS, "e": YEAR_3000_MS + 60_000}, "out_of_range"),
         ({**BAR, "e": YEAR_3000_MS}, "out_of_range"),
+        (BOOK, None),
+        ({**BOOK, "b": [[1e308, 1.0]]}, "out_of_range"),
+        ({**BOOK, "x": 70000}, "out_of_range"),
+        ({**BOOK, "t": YEAR_3000_MS}, "out_of_range"),
     ],
 )
 def test_each_value_is_stored_only_if_its_column_holds_it(event: dict[str, Any], reason: str | None) -> None:
