@@ -160,16 +160,17 @@ def test_polygons_published_examples_land_field_by_field(
 ) -> None:
     # One example per (kind, symbol): the T examples share MSFT, so the derived one gets its own.
     raws = []
+    expected_of = dict(EXPECTED)  # a copy: the module's table is shared with other tests
     for name in STORED:
         raw = orjson.loads(EXAMPLES[name]["raw"])
         if name.startswith("T derived"):
             raw["sym"] = "MSFT.D"
-            EXPECTED[name] = {**EXPECTED[name], "symbol": "MSFT.D"}  # type: ignore[dict-item]
+            expected_of[name] = {**EXPECTED[name], "symbol": "MSFT.D"}  # type: ignore[dict-item]
         raws.append(raw)
     through_pipeline(kafka, new_topic, clickhouse, ch_database, tmp_path, raws, [RECEIVED] * len(raws))
 
     for name in STORED:
-        expected = EXPECTED[name]
+        expected = expected_of[name]
         assert expected is not None
         row = _stored_row(clickhouse, ch_database, expected)
         for field, value in expected.items():
