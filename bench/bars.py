@@ -23,10 +23,9 @@ from typing import Any
 
 import orjson
 
-from tickpipe_clickhouse.connect import connect
+from tickpipe_clickhouse.connect import INSERT_SETTINGS, connect
 from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.sink.routing import COLUMNS
-from tickpipe_clickhouse.sink.writer import INSERT_SETTINGS
 
 T0 = 1_733_149_800_000
 BAR_VIEWS = (

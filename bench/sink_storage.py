@@ -16,10 +16,9 @@ from typing import Any
 import orjson
 
 from bench.sink_events import simulated_aggregates
-from tickpipe_clickhouse.connect import connect
+from tickpipe_clickhouse.connect import INSERT_SETTINGS, connect
 from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.sink.routing import COLUMNS
-from tickpipe_clickhouse.sink.writer import INSERT_SETTINGS
 
 PRICES = ("open", "high", "low", "close", "vwap", "day_open", "day_vwap")
 

@@ -17,11 +17,10 @@ from typing import Any
 import orjson
 
 from bench.sink_events import simulated_aggregates
-from tickpipe_clickhouse.connect import connect
+from tickpipe_clickhouse.connect import INSERT_SETTINGS, connect
 from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.sink.routing import COLUMNS
 from tickpipe_clickhouse.sink.service import EMBEDDED_INSERT_SETTINGS
-from tickpipe_clickhouse.sink.writer import INSERT_SETTINGS
 
 FLOATS = ("open", "high", "low", "close", "volume", "vwap", "day_open", "day_vwap", "avg_size")
 STORED = ("ev", "symbol", "timestamp", "end_timestamp", *FLOATS, "day_volume", "otc", "received_delay_ms")

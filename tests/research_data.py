@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
+from tickpipe_clickhouse.connect import INSERT_SETTINGS
 from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.sink.routing import COLUMNS, route
-from tickpipe_clickhouse.sink.writer import INSERT_SETTINGS
 
 START = dt.datetime(2026, 12, 1, 14, 30, tzinfo=dt.UTC)
 START_MS = int(START.timestamp() * 1000)

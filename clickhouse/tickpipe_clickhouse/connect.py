@@ -12,14 +12,57 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tickpipe.config import ConfigError, mask_url
+from pydantic import Field, SecretStr, field_validator
+
+from tickpipe.config import BaseServiceSettings, ConfigError, mask_url
 
 log = logging.getLogger(__name__)
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# The insert settings of every deduplicated write into tickpipe's tables (the sink's and the
+# backfill's): a retried block with the same token is dropped, in every materialized view too.
+INSERT_SETTINGS = {
+    "insert_deduplicate": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "input_format_skip_unknown_fields": 1,
+    "input_format_null_as_default": 1,
+    "async_insert": 0,
+}
+
+
+class ClickHouseLocation(BaseServiceSettings):
+    """Where ClickHouse is: a server over HTTP(S) or the embedded chDB engine in a local folder.
+
+    The settings of every command that connects derive from it (the sink, migrate, query, backfill).
+    """
+
+    clickhouse_dsn: SecretStr = Field(
+        SecretStr("chdb://./data/clickhouse"),
+        description="chdb://PATH (embedded, a folder) or http(s)://user:pass@host:8123/db",
+    )
+    clickhouse_database: str = Field("tickpipe", description="database holding tickpipe's tables")
+
+    @field_validator("clickhouse_dsn")
+    @classmethod
+    def _known_scheme(cls, value: SecretStr) -> SecretStr:
+        scheme = value.get_secret_value().partition("://")[0].lower()
+        if scheme not in ("chdb", "http", "https"):
+            raise ValueError(f"scheme must be chdb://, http:// or https:// (got {scheme or 'none'!r})")
+        return value
+
+    @field_validator("clickhouse_database")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENTIFIER.match(value):
+            raise ValueError("must be letters, digits and underscores, not starting with a digit")
+        return value
 
 
 class ClickHouseUnavailable(RuntimeError):

@@ -6,12 +6,11 @@ masked wherever settings are printed, and errors name the host, never the passwo
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
-from tickpipe.config import BaseServiceSettings
+from tickpipe_clickhouse.connect import ClickHouseLocation
 from tickpipe_clickhouse.query.limits import (
     DEFAULT_MAX_EXECUTION_SECONDS,
     DEFAULT_MAX_MEMORY_BYTES,
@@ -20,17 +19,10 @@ from tickpipe_clickhouse.query.limits import (
     QueryLimits,
 )
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+class ClickHouseSettings(ClickHouseLocation):
+    """Where ClickHouse is (connect.ClickHouseLocation), and the query path's limits."""
 
-class ClickHouseSettings(BaseServiceSettings):
-    """Where ClickHouse is: a server over HTTP(S) or the embedded chDB engine in a local folder."""
-
-    clickhouse_dsn: SecretStr = Field(
-        SecretStr("chdb://./data/clickhouse"),
-        description="chdb://PATH (embedded, a folder) or http(s)://user:pass@host:8123/db",
-    )
-    clickhouse_database: str = Field("tickpipe", description="database holding tickpipe's tables")
     # The query path's limits (tickpipe query, the sink's endpoint): set at readonly=1, so a caller
     # cannot raise them (query/limits.py; a server's reader profile sets its own, migration 020).
     query_max_execution_seconds: int = Field(
@@ -53,21 +45,6 @@ class ClickHouseSettings(BaseServiceSettings):
             self.query_max_result_rows,
             self.query_max_result_bytes,
         )
-
-    @field_validator("clickhouse_dsn")
-    @classmethod
-    def _known_scheme(cls, value: SecretStr) -> SecretStr:
-        scheme = value.get_secret_value().partition("://")[0].lower()
-        if scheme not in ("chdb", "http", "https"):
-            raise ValueError(f"scheme must be chdb://, http:// or https:// (got {scheme or 'none'!r})")
-        return value
-
-    @field_validator("clickhouse_database")
-    @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
-            raise ValueError("must be letters, digits and underscores, not starting with a digit")
-        return value
 
 
 class MigrateSettings(ClickHouseSettings):

@@ -19,9 +19,10 @@ import logging
 import time
 from typing import Any
 
+from tickpipe_clickhouse.connect import INSERT_SETTINGS
 from tickpipe_history.backfill import Report
 from tickpipe_history.settings import BackfillSettings
-from tickpipe_history.store import INSERT_SETTINGS, HistoryStore
+from tickpipe_history.store import HistoryStore
 
 log = logging.getLogger(__name__)
 

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import re
+from pydantic import Field, SecretStr
 
-from pydantic import Field, SecretStr, field_validator
-
-from tickpipe.config import BaseServiceSettings
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from tickpipe_clickhouse.connect import ClickHouseLocation
 
 
-class BackfillSettings(BaseServiceSettings):
+class BackfillSettings(ClickHouseLocation):
     polygon_api_key: SecretStr = Field(SecretStr(""), description="Polygon/Massive API key (secret)")
     polygon_rest_url: str = Field(
         "https://api.polygon.io", min_length=1, description="REST base URL (api.massive.com also serves)"
     )
-    clickhouse_dsn: SecretStr = Field(
-        SecretStr("chdb://./data/clickhouse"),
-        description="chdb://PATH (embedded, a folder) or http(s)://user:pass@host:8123/db",
-    )
-    clickhouse_database: str = Field("tickpipe", description="database holding tickpipe's tables")
     requests_per_minute: float = Field(
         0, ge=0, description="REST requests per minute your plan allows (free: 5); 0 = no limit"
     )
@@ -39,18 +30,3 @@ class BackfillSettings(BaseServiceSettings):
     )
     flatfiles_access_key_id: SecretStr = Field(SecretStr(""), description="flat files S3 key id (secret)")
     flatfiles_secret_access_key: SecretStr = Field(SecretStr(""), description="flat files S3 secret")
-
-    @field_validator("clickhouse_database")
-    @classmethod
-    def _identifier(cls, value: str) -> str:
-        if not _IDENTIFIER.match(value):
-            raise ValueError("must be letters, digits and underscores, not starting with a digit")
-        return value
-
-    @field_validator("clickhouse_dsn")
-    @classmethod
-    def _known_scheme(cls, value: SecretStr) -> SecretStr:
-        scheme = value.get_secret_value().partition("://")[0].lower()
-        if scheme not in ("chdb", "http", "https"):
-            raise ValueError(f"scheme must be chdb://, http:// or https:// (got {scheme or 'none'!r})")
-        return value

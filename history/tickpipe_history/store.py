@@ -42,13 +42,6 @@ from tickpipe_history.pages import (
 
 log = logging.getLogger(__name__)
 
-INSERT_SETTINGS = {
-    "insert_deduplicate": 1,
-    "deduplicate_blocks_in_dependent_materialized_views": 1,
-    "input_format_skip_unknown_fields": 1,
-    "input_format_null_as_default": 1,
-    "async_insert": 0,
-}
 MAX_REINSERTS = 3
 
 

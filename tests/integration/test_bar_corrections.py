@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
+from tickpipe_clickhouse.connect import INSERT_SETTINGS
 from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.sink.routing import COLUMNS
-from tickpipe_clickhouse.sink.writer import INSERT_SETTINGS
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ import pytest
 
 from bench.sink_events import BASE_MS
 from tickpipe_cli.cli import main
+from tickpipe_clickhouse.connect import INSERT_SETTINGS
 from tickpipe_clickhouse.query.client import EndpointClient, GuardedClient, QueryFailed, run_saved
 from tickpipe_clickhouse.query.endpoint import QueryEndpoint
 from tickpipe_clickhouse.query.limits import QueryLimits, open_reader
 from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.sink.routing import COLUMNS, route
-from tickpipe_clickhouse.sink.writer import INSERT_SETTINGS
 
 pytestmark = pytest.mark.integration
 

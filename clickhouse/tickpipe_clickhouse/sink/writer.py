@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from tickpipe_clickhouse.connect import INSERT_SETTINGS
 from tickpipe_clickhouse.sink.batching import Batch, Record
 from tickpipe_clickhouse.sink.routing import COLUMNS, Unroutable, route
 
@@ -110,15 +111,6 @@ def describe(exc: BaseException) -> tuple[str, str]:
     text = str(exc).split("DB::Exception: ")[-1]
     detail = " ".join(_NOISE.sub("", text).split())[:400]
     return reason, f"ClickHouse code {code}: {detail}"
-
-
-INSERT_SETTINGS = {
-    "insert_deduplicate": 1,
-    "deduplicate_blocks_in_dependent_materialized_views": 1,
-    "input_format_skip_unknown_fields": 1,
-    "input_format_null_as_default": 1,
-    "async_insert": 0,
-}
 
 
 MAX_REINSERTS = 3
