@@ -11,12 +11,13 @@ from __future__ import annotations
 from tickpipe.contract import Family
 
 # The ClickHouse type of each field's column (stored, or the EPHEMERAL input a stored column is
-# computed from) in clickhouse/migrations/001_raw_tables.sql, wrappers (LowCardinality) removed.
+# computed from) in clickhouse/migrations (001_raw_tables.sql and the later ALTERs), wrappers
+# (LowCardinality) removed.
 COLUMN_TYPES: dict[Family, dict[str, str]] = {
     "aggregate": {
         "ev": "String", "symbol": "String", "start_ms": "Int64", "end_ms": "Int64",
         "open": "Float64", "high": "Float64", "low": "Float64", "close": "Float64",
-        "volume": "Float64", "vwap": "Float64", "day_volume": "UInt64", "day_open": "Float64",
+        "volume": "Float64", "vwap": "Float64", "day_volume": "Float64", "day_open": "Float64",
         "day_vwap": "Float64", "avg_size": "Float64", "otc": "Bool", "received_ns": "UInt64",
     },
     "trade": {

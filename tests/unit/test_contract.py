@@ -75,11 +75,16 @@ def _table_columns() -> dict[str, dict[str, str]]:
             match = re.match(r"\s+(\w+)\s+(\S.*)$", line)
             if match and match.group(1) not in {"CONSTRAINT", "INDEX", "PROJECTION"}:
                 columns[match.group(1)] = match.group(2)
+    # In migration order: a later ADD or MODIFY COLUMN replaces what an earlier one declared.
     for name, column, rest in re.findall(
-        r"ALTER TABLE \{db\}\.(\w+)\s+ADD COLUMN (?:IF NOT EXISTS )?(\w+)\s+([^,;]*)", text
+        r"ALTER TABLE \{db\}\.(\w+)\s+(?:ADD|MODIFY) COLUMN (?:IF (?:NOT )?EXISTS )?(\w+)\s+([^,;]*)", text
     ):
         tables.setdefault(name, {})[column] = rest
     return tables
+
+
+def test_the_migration_reader_applies_a_later_modify_column() -> None:
+    assert _table_columns()["aggregates"]["day_volume"].startswith("Float64"), "007 made day_volume Float64"
 
 
 @pytest.mark.parametrize("family", sorted(contract.FIELDS))
