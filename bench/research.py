@@ -7,11 +7,15 @@ rollups): a year of minute bars for 20 symbols (one second aggregate per minute 
 6.5 h a day, through the materialized-view cascade, then merged), and one session day of 1M trades
 and 3M quotes over 100 symbols. Measured:
 - `bars()` of one symbol over one year of minute bars (≈ 102k bars) as pandas, polars and Arrow,
-  through `Research` on the read-only client `tickpipe query` uses (target < 50 ms);
+  through `Research` on the read-only client `tickpipe query` uses (target < 50 ms); beside it the
+  same bars through the `ohlcv_1m` view (what bars() read before), and bars() with a new window on
+  every call (the guard's verdict is remembered by text, not by values);
 - `trades_with_quotes()` of all 100 symbols over the day: 1M trades ASOF-joined to 3M quotes, as
   Arrow and pandas, and the same join counted inside ClickHouse (no transfer);
 - `tickpipe export` of that day's trades and quotes to S3 (moto's server; AWS_ENDPOINT_URL if set):
-  ClickHouse's write alone and the whole export with the manifest (target ≥ 1M rows/s).
+  ClickHouse's write alone and the whole export with the manifest (target ≥ 1M rows/s), the
+  manifest's files hashed several at once and one at a time, and the S3 server alone (100 PUTs of
+  the mean file size, one and four at once).
 """
 
 from __future__ import annotations
@@ -136,12 +140,57 @@ def generate(client: Any) -> dict[str, float]:
     return out
 
 
+# What bars() ran before it read the bar tables itself: the ohlcv_1m view (the side-by-side "before").
+VIEW_BARS = (
+    "SELECT symbol, toDateTime64(bucket, 3, 'UTC') AS bucket, open, high, low, close, volume, vwap, trades\n"
+    "FROM ohlcv_1m WHERE symbol IN {symbols:Array(String)}\n"
+    "    AND bucket >= {start:DateTime64(6, 'UTC')} AND bucket < {end:DateTime64(6, 'UTC')}\n"
+    "ORDER BY symbol, bucket"
+)
+
+
 def bench_bars(research: Research, runs: int) -> dict[str, Any]:
+    from tickpipe_research.times import window
+
     start, end = dt.date(YEAR, 1, 1), dt.date(YEAR + 1, 1, 1)
-    out: dict[str, Any] = {"rows": research.bars("B007", start, end, "1m", as_="arrow").num_rows}
+    table = research.bars("B007", start, end, "1m", as_="arrow")
+    first, last = window(start, end)
+    params = {"symbols": ["B007"], "start": first, "end": last}
+    view = research.query(VIEW_BARS, params, as_="arrow")
+    out: dict[str, Any] = {"rows": table.num_rows, "same_as_view": table.equals(view)}
     for kind in ("pandas", "polars", "arrow"):
         out[kind] = timed(functools.partial(research.bars, "B007", start, end, "1m", as_=kind), runs)
+    out["view_arrow"] = timed(lambda: research.query(VIEW_BARS, params, as_="arrow"), max(3, runs // 4))
+    days = iter(range(10_000))  # a new window on every call: the guard's verdict is remembered by text
+
+    def fresh() -> Any:
+        offset = dt.timedelta(days=next(days) % 300)
+        return research.bars("B007", start + offset, end, "1m", as_="arrow")
+
+    out["arrow_new_window_each_call"] = timed(fresh, runs)
     out["daily_pandas"] = timed(lambda: research.bars("B007", start, end, "1d"), runs)
+    return out
+
+
+def moto_ceiling(s3: Any, bucket: str, size: int, count: int = 100) -> dict[str, Any]:
+    """What the S3 server alone takes: `count` PUTs of `size` bytes (the export's mean file size),
+    one at a time and four at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = os.urandom(size)
+    out: dict[str, Any] = {"objects": count, "kib": round(size / 1024, 1)}
+    for workers in (1, 4):
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            keys = [f"ceiling/{workers}/{n}" for n in range(count)]
+            list(pool.map(lambda key: s3.put_object(Bucket=bucket, Key=key, Body=body), keys))
+        seconds = time.perf_counter() - started
+        out[f"put_{workers}_at_once"] = {
+            "s": round(seconds, 2),
+            "objects_per_s": round(count / seconds, 1),
+            "mib_per_s": round(count * size / 2**20 / seconds, 2),
+        }
+    out["load_1m"] = round(os.getloadavg()[0], 2)
     return out
 
 
@@ -210,7 +259,12 @@ def bench_export(folder: Path, client: Any) -> dict[str, Any]:
             },
         )
         out: dict[str, Any] = {"endpoint": "AWS_ENDPOINT_URL" if server is None else "moto (started)"}
-        for attempt in ("first", "again"):  # `again` replaces the day: delete, write, manifest
+        import tickpipe_research.export.day as day_module
+
+        workers = day_module.HASH_WORKERS
+        # `again` replaces the day: delete, write, manifest; `one_by_one` hashes the files one at a time
+        for attempt in ("first", "again", "one_by_one"):
+            day_module.HASH_WORKERS = 1 if attempt == "one_by_one" else workers
             cpu = process_cpu_s()
             done = run_export(settings, [SESSION.date()], client=client, s3=s3)
             out[f"{attempt}_cpu_s"] = round(process_cpu_s() - cpu, 2)
@@ -227,6 +281,9 @@ def bench_export(folder: Path, client: Any) -> dict[str, Any]:
                 }
                 for d in done
             }
+        day_module.HASH_WORKERS = workers
+        trades = out["again"]["trades"]
+        out["s3_alone"] = moto_ceiling(s3, bucket, int(trades["mib"] * 2**20 / max(1, trades["files"])))
         return out
     finally:
         if server is not None:
@@ -252,11 +309,13 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
         f"bars() 1 symbol x 1 year of minute bars ({bars['rows']} bars): "
         f"pandas {bars['pandas']['median_ms']} ms, "
         f"polars {bars['polars']['median_ms']} ms, arrow {bars['arrow']['median_ms']} ms (median; "
-        f"CPU {bars['arrow']['cpu_median_ms']} ms, load {bars['arrow']['load_1m']}); "
+        f"CPU {bars['arrow']['cpu_median_ms']} ms, load {bars['arrow']['load_1m']}; through the view "
+        f"{bars['view_arrow']['median_ms']} ms, CPU {bars['view_arrow']['cpu_median_ms']} ms); "
         f"as-of join {asof['trades']} trades x 3M quotes: {asof['arrow']['median_ms']:.0f} ms to Arrow, "
         f"{asof['pandas']['median_ms']:.0f} ms to pandas, {asof['in_clickhouse_count']['median_ms']:.0f} ms "
         f"counted in ClickHouse; export {rows} rows to moto S3: write {rows / write_s / 1e6:.2f}M rows/s, "
-        f"with manifest {rows / total_s / 1e6:.2f}M rows/s"
+        f"with manifest {rows / total_s / 1e6:.2f}M rows/s; S3 alone "
+        f"{result['export']['s3_alone']['put_4_at_once']['objects_per_s']} PUTs/s (4 at once)"
     )
     reader.close()
     writer.close()

@@ -4,41 +4,70 @@ Only names from the fixed tables below (bar sources, column lists) are ever put 
 value a caller gives (symbols, times, limits, staleness) is a bound parameter. Times are bound as
 `DateTime64(6, 'UTC')` text (see times.py) and come back as `DateTime64(3, 'UTC')`.
 
-Bars are read from the `ohlcv_*` views (the rollups' -Merge combinators over the AggregatingMergeTree
-tables of migration 002): to read bars from another source (corrected bars, say), point
-`BAR_SOURCES` at it; it must have the columns of `BAR_COLUMNS` and `symbol`, `bucket`.
+Bars are read from the bar tables of migration 006 (`bars_1m` ... `bars_1d`: AggregatingMergeTree
+rows of partial states, one per symbol, bucket and source) with the same meaning as the `ohlcv_*`
+views, but cheaper: `FINAL` merges each key's partial rows in primary-key order (no hash GROUP BY
+over every bucket), `finalizeAggregation` turns the open/close states into prices, and the source
+cascade (per symbol and day, the finest source present) is decided from the daily bars of the
+asked symbols and days only, where the views decide it for every symbol and every day. A bucket
+holding only corrections (high -inf, low +inf) is no bar, as in the views. A test compares the two
+on several sources, corrections and unmerged parts (tests/integration/test_research_bars.py).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# interval -> the view (or table) holding bars of that length, with finished -Merge aggregates.
+# interval -> the table holding bars of that length (partial aggregate states, per source).
 BAR_SOURCES: Final[dict[str, str]] = {
-    "1m": "ohlcv_1m",
-    "5m": "ohlcv_5m",
-    "1h": "ohlcv_1h",
-    "1d": "ohlcv_1d",
+    "1m": "bars_1m",
+    "5m": "bars_5m",
+    "1h": "bars_1h",
+    "1d": "bars_1d",
 }
 BAR_COLUMNS: Final = "open, high, low, close, volume, vwap, trades"
+# The source cascade's ranks, as in the ohlcv_* views of migration 006 (ties by the source's name).
+SOURCE_RANK: Final = (
+    "transform(d.source, ['A', 'XAS', 'CAS', 'AM', 'XA', 'CA', 'T', 'XT', 'C'], "
+    "[1, 1, 1, 2, 2, 2, 3, 3, 3], 9)"
+)
 
 _WINDOW = "timestamp >= {start:DateTime64(6, 'UTC')} AND timestamp < {end:DateTime64(6, 'UTC')}"
 _SYMBOLS = "symbol IN {symbols:Array(String)}"
 
 
+# Bars of one level: the merged partial rows of the asked symbols and window (FINAL), of the source
+# the day's daily bars pick; `{table}` and `{day}` (the bucket's day) are filled in by bars_sql.
+BARS: Final = """
+SELECT toString(b.symbol) AS symbol, toDateTime64(b.bucket, 3, 'UTC') AS bucket,
+    finalizeAggregation(b.open) AS open, b.high AS high, b.low AS low,
+    finalizeAggregation(b.close) AS close, b.volume AS volume,
+    if(b.volume > 0, b.pv / b.volume, 0) AS vwap, b.trades AS trades
+FROM {table} AS b FINAL
+WHERE b.symbol IN {symbols:Array(String)}
+    AND b.bucket >= {start:DateTime64(6, 'UTC')} AND b.bucket < {end:DateTime64(6, 'UTC')}
+    AND b.high >= b.low
+    AND (b.symbol, {day}, b.source) IN (
+        SELECT d.symbol, d.bucket, argMin(d.source, ({rank}, d.source))
+        FROM bars_1d AS d FINAL
+        WHERE d.symbol IN {symbols:Array(String)}
+            AND d.bucket >= toStartOfDay({start:DateTime64(6, 'UTC')})
+            AND d.bucket < {end:DateTime64(6, 'UTC')}
+            AND d.high >= d.low
+        GROUP BY d.symbol, d.bucket
+    )
+ORDER BY b.symbol, b.bucket
+"""
+
+
 def bars_sql(interval: str) -> str:
     """Bars of `interval` whose bucket starts in [start, end), per symbol, oldest first."""
     try:
-        source = BAR_SOURCES[interval]
+        table = BAR_SOURCES[interval]
     except KeyError:
         raise ValueError(f"interval must be one of {', '.join(BAR_SOURCES)} (got {interval!r})") from None
-    return (
-        f"SELECT symbol, toDateTime64(bucket, 3, 'UTC') AS bucket, {BAR_COLUMNS}\n"
-        f"FROM {source}\n"
-        f"WHERE {_SYMBOLS}\n"
-        "    AND bucket >= {start:DateTime64(6, 'UTC')} AND bucket < {end:DateTime64(6, 'UTC')}\n"
-        "ORDER BY symbol, bucket"
-    )
+    day = "b.bucket" if interval == "1d" else "toStartOfDay(b.bucket)"
+    return BARS.replace("{table}", table).replace("{day}", day).replace("{rank}", SOURCE_RANK).strip()
 
 
 TRADE_COLUMNS: Final = (

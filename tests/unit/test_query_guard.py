@@ -266,3 +266,33 @@ def test_the_endpoint_bounds_its_connection_threads(tmp_path: Path, monkeypatch:
         for conn in idle:
             conn.close()
         endpoint.stop()
+
+
+class _CountingEngine:
+    """Answers the guard's two questions (formatQuery, EXPLAIN AST) as chDB would, counting them."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def query(self, sql: str, parameters: dict[str, Any]) -> Any:
+        self.asked += 1
+        return type("Result", (), {"result_rows": [[parameters["q"]]]})()
+
+    def raw_query(self, sql: str, parameters: Any = None, fmt: str = "") -> bytes:
+        self.asked += 1
+        return SELECT_FROM.replace("{table}", "TableIdentifier trades").encode()
+
+
+def test_a_passed_text_is_not_asked_again_for_new_values_but_is_for_new_names_or_identifiers() -> None:
+    engine = _CountingEngine()
+    text = f"SELECT * FROM trades WHERE symbol = {{s:String}} AND price > {{p:Float64}} -- {id(engine)}"
+    guard.check(engine, text, {"s": "AAPL", "p": 1})
+    assert engine.asked == 2
+    guard.check(engine, text, {"s": "MSFT", "p": 2.5})  # new values: the same parse tree
+    assert engine.asked == 2
+    guard.check(engine, text, {"s": "MSFT"})  # another set of names is checked again
+    assert engine.asked == 4
+    named = f"SELECT * FROM {{t: Identifier}} -- {id(engine)}"
+    guard.check(engine, named, {"t": "trades"})
+    guard.check(engine, named, {"t": "quotes"})  # an identifier changes the tree: asked again
+    assert engine.asked == 8

@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -35,6 +36,7 @@ EXPORT_SETTINGS: dict[str, Any] = {
     "output_format_parquet_row_group_size": 1_000_000,
     "output_format_parquet_string_as_string": 1,
 }
+HASH_WORKERS = 8  # files read back at once for their SHA-256 (boto3 clients are thread-safe)
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,13 @@ def export_day(
     write_seconds = time.perf_counter() - write
 
     glob = clickhouse_url(access.endpoint, access.region, location.bucket, f"{prefix}symbol=*/{PART}")
-    counts = file_rows(client, access, glob) if list_keys(s3, location.bucket, prefix) else {}
+    keys = sorted(list_keys(s3, location.bucket, prefix))
+    counts = file_rows(client, access, glob) if keys else {}
+    # one GET per file to hash it: several at once (one file per symbol, each a round trip)
+    with ThreadPoolExecutor(max_workers=HASH_WORKERS) as pool:
+        sums = list(pool.map(lambda key: sha256_of(s3, location.bucket, key), keys))
     files: list[dict[str, Any]] = []
-    for key in sorted(list_keys(s3, location.bucket, prefix)):
-        size, digest = sha256_of(s3, location.bucket, key)
+    for key, (size, digest) in zip(keys, sums, strict=True):
         symbol = unquote(key[len(prefix) :].split("/", 1)[0].removeprefix("symbol="))
         files.append(
             {"key": key, "symbol": symbol, "rows": counts.get(key, 0), "bytes": size, "sha256": digest}
