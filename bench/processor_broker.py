@@ -53,7 +53,12 @@ def _write_paced(bootstrap: str, topic: str, rate: int, seconds: float, config: 
         while sent < due:
             key, value, _ = next(events)
             headers = [("tp.received_ns", now), ("tp.feed", b"bench/stocks")]
-            producer.produce(topic, value, key, headers=headers)
+            while True:
+                try:
+                    producer.produce(topic, value, key, headers=headers)
+                    break
+                except BufferError:  # the local queue is full: serve deliveries, then again
+                    producer.poll(0.01)
             sent += 1
         producer.poll(0)
         time.sleep(0.001)  # pacing of the writer, not synchronisation

@@ -8,7 +8,7 @@ with a no-op produce: `checks`, the current step; `no_bounds`, the same with the
 checks (bounds.py) replaced by none (the depth count and the header test are inline in the step
 and stay); and with `--before DIR`, the batch step of another checkout (e.g. the commit before
 the checks were added). Each process reports the best of 15 passes in CPU microseconds per
-message; the variants alternate `--repeat` times.
+message (BENCH_PASSES overrides the 15); the variants alternate `--repeat` times.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import orjson
 from bench.processor import BENCH_RULES, SOURCE_FOLDERS, preload
 from tickpipe.kafka import ensure_topics
 
-PASSES = 15
+PASSES = int(os.environ.get("BENCH_PASSES", "15"))
 
 
 def _measure(bootstrap: str, topic: str, count: int, variant: str) -> dict[str, Any]:
