@@ -52,7 +52,10 @@ def _write_paced(bootstrap: str, topic: str, rate: int, seconds: float, config: 
         now = str(time.time_ns()).encode()
         while sent < due:
             key, value, _ = next(events)
-            headers = [("tp.received_ns", now), ("tp.feed", b"bench/stocks")]
+            headers: list[tuple[str, str | bytes | None]] = [
+                ("tp.received_ns", now),
+                ("tp.feed", b"bench/stocks"),
+            ]
             while True:
                 try:
                     producer.produce(topic, value, key, headers=headers)
