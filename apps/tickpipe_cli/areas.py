@@ -33,7 +33,7 @@ class Area:
 
 
 _SIMULATOR = ("aiohttp", "numpy", "polygon")
-_PRODUCER = ("boto3", "polygon", "websockets")
+_PRODUCER = ("boto3", "msgspec", "polygon", "websockets")
 _SERVICES: tuple[Area, ...] = (
     Area("tickpipe_simulator.cli", ("simulate", "record"), "simulator", _SIMULATOR),
     Area("tickpipe_producer.cli", ("producer", "subscriptions"), "producer", _PRODUCER),

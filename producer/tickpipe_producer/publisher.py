@@ -1,11 +1,12 @@
 """Frames from the read-ahead queue -> one Kafka message per event on RAW_TOPIC.
 
 Each Polygon event object becomes one message: key = its symbol (`sym`, or `pair` for crypto and
-forex), value = the event JSON (same fields and values, compact encoding), headers `tp.received_ns`
-and `tp.feed`. Status messages are not published. A frame that is not a JSON array is published
-whole with no key, so the processor dead-letters it with the reason and nothing is silently lost.
-An event that cannot be published (orjson refuses to encode what it decoded: nested deeper than
-255 levels) is a counted drop (`tickpipe_producer_events_dropped{reason}`) with a log line; the
+forex), value = the event's own bytes cut from the frame (not decoded and re-encoded), headers
+`tp.received_ns` and `tp.feed`. Status messages are not published. A frame that is not a JSON
+array is published whole with no key, so the processor dead-letters it with the reason and nothing
+is silently lost. A frame whose elements are not all objects takes a slower path that decodes it
+and re-encodes each event (compact JSON); there an event orjson cannot encode (nested deeper than
+255 levels) is a counted drop (`tickpipe_producer_events_dropped{reason}`) with a log line, and the
 other events of its frame are published. A key that is not a string is replaced by none.
 
 The Kafka producer is idempotent with acks=all; librdkafka retries a failed delivery until
@@ -20,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -39,22 +41,41 @@ _KINDS = frozenset(
 )
 
 
+class _Head(msgspec.Struct):
+    """What the publisher reads of an event: its kind and its key. Every other field is skipped."""
+
+    ev: Any = "unknown"
+    sym: Any = None
+    pair: Any = None
+
+
+_decode_heads = msgspec.json.Decoder(list[_Head]).decode
+_decode_values = msgspec.json.Decoder(list[msgspec.Raw]).decode
+
+
 class DeliveryFailed(RuntimeError):
     """Kafka did not take a message within the retry window; the producer stops (exit 1)."""
 
 
 def producer_config(kafka: dict[str, str], delivery_timeout_seconds: float) -> dict[str, Any]:
-    """librdkafka settings: safe (idempotent, acks=all) and tuned for throughput (lz4, big batches)."""
+    """librdkafka settings: safe (idempotent, acks=all) and tuned for throughput (lz4, big batches).
+
+    `linger.ms` is the longest a message waits for its batch: at high rates batches fill long
+    before it (they go when full), at low rates it sets how many produce requests the broker
+    serves per second. The local queue bounds memory in overload (then the read-ahead queue
+    fills and the websocket read waits)."""
     return {
         **kafka,
         "enable.idempotence": True,
         "acks": "all",
         "compression.type": "lz4",
-        "linger.ms": 10,
+        "linger.ms": 25,
         "batch.size": 1_000_000,
         "batch.num.messages": 100_000,
-        "queue.buffering.max.messages": 200_000,  # ~2 s at 100k events/s; bounds memory
-        "queue.buffering.max.kbytes": 32_768,
+        # ~0.4 s at 250k events/s: bounds memory (each queued message costs its value, its two
+        # headers and librdkafka's ~200 bytes of bookkeeping)
+        "queue.buffering.max.messages": 100_000,
+        "queue.buffering.max.kbytes": 16_384,
         "message.timeout.ms": int(delivery_timeout_seconds * 1000),
         "delivery.report.only.error": True,  # success is counted without a Python callback per message
         "statistics.interval.ms": 0,
@@ -145,8 +166,42 @@ class KafkaPublisher:
             self.fatal = exc
 
     def publish(self, received_ns: int, frame: str | bytes) -> int:
-        """Produce every event of one frame; returns how many were produced. This is the hot loop."""
+        """Produce every event of one frame; returns how many were produced. This is the hot loop.
+
+        The fast path splits the frame without decoding the events: msgspec reads each element's
+        `ev`, `sym` and `pair` (skipping every other field in C) and, in a second pass, each
+        element's exact bytes, which become the message value unchanged. A frame that path does not
+        take (an element that is not an object, `ev`/`sym`/`pair` nested too deep for msgspec,
+        invalid JSON) goes through the decode-and-re-encode path, which handles every case.
+        """
         headers: Headers = {RECEIVED_HEADER: str(received_ns).encode(), FEED_HEADER: self.feed}
+        try:
+            heads = _decode_heads(frame)
+            values = _decode_values(frame)
+        except (msgspec.DecodeError, RecursionError):
+            return self._publish_decoded(received_ns, frame, headers)
+        produce, topic = self.producer.produce, self.topic
+        kinds: dict[str, int] = {}
+        produced = 0
+        for head, value in zip(heads, values, strict=True):
+            kind = head.ev
+            if kind == "status":
+                continue
+            key = head.sym or head.pair
+            if type(key) is not str:
+                key = None
+            data = bytes(value)
+            try:
+                produce(topic, data, key, headers=headers)
+            except BufferError:
+                self._produce(data, key, headers)
+            label = kind if type(kind) is str and kind in _KINDS else "other"
+            kinds[label] = kinds.get(label, 0) + 1
+            produced += 1
+        return self._count(received_ns, kinds, produced)
+
+    def _publish_decoded(self, received_ns: int, frame: str | bytes, headers: Headers) -> int:
+        """The general path: decode the frame, re-encode each event (compact JSON)."""
         try:
             events = orjson.loads(frame)
             if not isinstance(events, list):
@@ -159,7 +214,7 @@ class KafkaPublisher:
             )
             self._produce(frame.encode() if isinstance(frame, str) else frame, None, headers)
             return 1
-        produce, topic, dumps = self.producer.produce, self.topic, orjson.dumps
+        dumps = orjson.dumps
         kinds: dict[str, int] = {}
         produced = 0
         for event in events:
@@ -177,13 +232,13 @@ class KafkaPublisher:
                 continue
             if type(key) is not str:
                 key = None
-            try:
-                produce(topic, value, key, headers=headers)
-            except BufferError:
-                self._produce(value, key, headers)
+            self._produce(value, key, headers)
             label = kind if type(kind) is str and kind in _KINDS else "other"
             kinds[label] = kinds.get(label, 0) + 1
             produced += 1
+        return self._count(received_ns, kinds, produced)
+
+    def _count(self, received_ns: int, kinds: dict[str, int], produced: int) -> int:
         if produced:
             for kind, count in kinds.items():
                 self.metrics.events_received.labels(str(kind)).inc(count)

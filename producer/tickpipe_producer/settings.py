@@ -19,7 +19,7 @@ class ProducerSettings(BaseServiceSettings):
     polygon_market: Market = Field("stocks", description="stocks, crypto, forex, ...")
     subscriptions_uri: str = Field("", description="s3://bucket/key.csv or a local path (required)")
     subscriptions_poll_seconds: float = Field(30.0, gt=0, description="how often to check the CSV for edits")
-    queue_max_bytes: int = Field(16 * 1024 * 1024, gt=0, description="bound of the read-ahead queue")
+    queue_max_bytes: int = Field(8 * 1024 * 1024, gt=0, description="bound of the read-ahead queue")
     shutdown_grace_seconds: float = Field(10.0, ge=0, description="SIGTERM: time allowed to flush Kafka")
     delivery_timeout_seconds: float = Field(
         60.0, gt=0, description="how long Kafka delivery is retried before the producer gives up (fatal)"

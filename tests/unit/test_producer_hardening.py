@@ -29,13 +29,25 @@ def _value(metric: Any, **labels: str) -> float:
 # --- publisher --------------------------------------------------------------------------------
 
 
-def test_an_event_too_deep_to_encode_is_a_counted_drop_and_its_neighbours_are_published() -> None:
+def test_an_event_too_deep_to_re_encode_is_published_unchanged_for_the_processors_dlq() -> None:
     publisher, fake = _publisher()
     deep = '{"ev":"T","sym":"BAD","extra":' + "[" * 300 + "]" * 300 + "}"
     frame = f'[{{"ev":"T","sym":"AAPL","p":1,"s":1}},{deep},{{"ev":"T","sym":"MSFT","p":2,"s":1}}]'
-    assert len(orjson.loads(frame)) == 3, "orjson reads it"
-    assert publisher.publish(1, frame) == 2
-    assert [key for _, _, key, _ in fake.sent] == ["AAPL", "MSFT"]
+    assert publisher.publish(1, frame) == 3
+    assert [key for _, _, key, _ in fake.sent] == ["AAPL", "BAD", "MSFT"]
+    assert fake.sent[1][1] == deep.encode()  # its own bytes: the processor dead-letters it (too_deep)
+    assert _value(publisher.metrics.events_dropped, reason="unencodable") == 0
+
+
+def test_on_the_decoding_path_an_event_too_deep_to_encode_is_a_counted_drop() -> None:
+    publisher, fake = _publisher()
+    deep = '{"ev":"T","sym":"BAD","extra":' + "[" * 300 + "]" * 300 + "}"
+    # the element `7` is not an object, so the frame takes the decode-and-re-encode path
+    frame = f'[{{"ev":"T","sym":"AAPL","p":1,"s":1}},{deep},7,{{"ev":"T","sym":"MSFT","p":2,"s":1}}]'
+    assert len(orjson.loads(frame)) == 4, "orjson reads it"
+    assert publisher.publish(1, frame) == 3
+    assert [key for _, _, key, _ in fake.sent] == ["AAPL", None, "MSFT"]
+    assert fake.sent[1][1] == b"7"
     assert _value(publisher.metrics.events_dropped, reason="unencodable") == 1
     assert publisher.fatal is None
 

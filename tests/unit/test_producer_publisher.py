@@ -69,6 +69,27 @@ def test_one_message_per_event_keyed_by_symbol_with_headers() -> None:
     }
 
 
+def test_each_value_is_the_events_own_bytes_from_the_frame_unchanged() -> None:
+    publisher, fake = _publisher()
+    first = '{"ev": "T", "sym": "AAPL", "p": 1.50, "s": 1, "big": 123456789012345678901234567890}'
+    second = '{"sym":"MSFT","ev":"Q","bp":2,"x":{"nested":[1,{"a":"\\u00e9"}]}}'
+    frame = f"[ {first} ,\n{second}]"
+    assert publisher.publish(5, frame) == 2
+    expected = [(first.encode(), "AAPL"), (second.encode(), "MSFT")]
+    assert [(value, key) for _, value, key, _ in fake.sent] == expected
+    assert publisher.publish(6, frame.encode()) == 2  # bytes frames alike
+    assert [value for _, value, _, _ in fake.sent[2:]] == [first.encode(), second.encode()]
+
+
+def test_a_frame_with_an_element_that_is_not_an_object_publishes_every_element() -> None:
+    publisher, fake = _publisher()
+    frame = '[{"ev":"T","sym":"AAPL","p":1,"s":1},null,"x",{"ev":"status","status":"success"}]'
+    assert publisher.publish(1, frame) == 3
+    assert [(value, key) for _, value, key, _ in fake.sent] == [
+        (b'{"ev":"T","sym":"AAPL","p":1,"s":1}', "AAPL"), (b"null", None), (b'"x"', None),
+    ]  # fmt: skip
+
+
 def test_producer_is_idempotent_with_acks_all_and_reports_only_errors() -> None:
     _, fake = _publisher()
     assert fake.config["enable.idempotence"] is True
