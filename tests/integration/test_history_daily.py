@@ -8,8 +8,13 @@ ground truth, and the count the re-check must add is computed from it independen
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,3 +126,45 @@ def test_daily_loads_the_reference_and_fills_what_a_repaired_gap_still_lacks(
     again = _job(clickhouse, db, sim, clock_ahead_ms=3_600_000).run(DAY)
     assert again.gaps_rechecked == {"sim:hole": 0}
     assert stored(clickhouse, db) == after
+
+
+def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(tmp_path),
+        "TICKPIPE_HOME": str(tmp_path / ".tickpipe"),
+        "CLICKHOUSE_DSN": f"chdb://{tmp_path / 'chdb'}",
+        "LOG_FORMAT": "json",
+    }
+    command = [sys.executable, "-m", "tickpipe_cli", "daily", *args]
+    return subprocess.run(
+        command, env={**base, **env}, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def test_the_daily_command_prints_its_report_and_checks_its_flags(
+    session: tuple[SimulatorProcess, dict[str, Any]], tmp_path: Path
+) -> None:
+    sim, _ = session
+    rest = {"POLYGON_REST_URL": sim.base_url}
+    good = _cli(tmp_path, "--date", DAY.isoformat(), POLYGON_API_KEY=sim.api_key, **rest)
+    assert good.returncode == 0, good.stderr[-2000:]
+    assert sim.api_key not in good.stdout + good.stderr
+    report = json.loads(good.stdout.strip().splitlines()[-1])
+    assert report["event"] == "daily_done"
+    assert report["day"] == DAY.isoformat()
+    assert report["steps"]["reference"]["chunks"] == {"done": 2}  # grouped daily, tickers
+    assert report["steps"]["reference"]["rows_inserted"] >= 5
+    assert report["steps"]["conditions"]["rows_inserted"] == 14
+    assert report["gaps_rechecked"] == {}
+    assert report["gaps_pending"] == []
+
+    missing = _cli(tmp_path, "--date", DAY.isoformat(), **rest)
+    assert missing.returncode == 2
+    assert "POLYGON_API_KEY" in missing.stderr
+    bad_time = _cli(tmp_path, "--at", "25:00", POLYGON_API_KEY=sim.api_key, **rest)
+    assert bad_time.returncode == 2
+    assert "HH:MM" in bad_time.stderr
+    both = _cli(tmp_path, "--date", DAY.isoformat(), "--at", "06:00", POLYGON_API_KEY=sim.api_key, **rest)
+    assert both.returncode == 2
+    assert "--at" in both.stderr
