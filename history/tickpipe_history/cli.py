@@ -104,7 +104,11 @@ def _daily_once(settings: RepairSettings, day: dt.date) -> int:
     from tickpipe_history.rest_client import KeyRejected
 
     try:
-        report = open_daily(settings).run(day)
+        job = open_daily(settings)
+        try:
+            report = job.run(day)
+        finally:
+            job.close()
     except KeyRejected:
         print(
             "tickpipe daily: the REST API rejected the API key (401); check POLYGON_API_KEY", file=sys.stderr

@@ -150,6 +150,10 @@ class DailyJob:
         self.settle_ms = settle_ms
         self.now_ms = now_ms
 
+    def close(self) -> None:
+        """Let go of ClickHouse (an embedded chDB folder is free again between `--at` runs)."""
+        self.gap_log.client.close()
+
     def run(self, day: dt.date) -> DailyReport:
         started = time.monotonic()
         report = DailyReport(day)
