@@ -24,13 +24,15 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCKS = ROOT / "deploy" / "locks"
 PROJECT = "tickpipe"
 # image -> the pyproject extra it installs (the sink image is built from clickhouse/Dockerfile, the
-# console's from deploy/web/Dockerfile).
+# console's, the history's and the research's from deploy/<image>/Dockerfile).
 IMAGES = {
     "producer": "producer",
     "processor": "processor",
     "sink": "sink",
     "simulator": "simulator",
     "web": "web",
+    "history": "history",
+    "research": "research",
 }
 
 

@@ -6,8 +6,10 @@
 # 1. bootstraps CDK in the account/region (idempotent); 2. deploys the base stack (ECR, the config
 # bucket, the secrets); 3. stops with exit code 3 and says what to do if a secret still holds its
 # generated placeholder or the CSV is not uploaded (services would crash-loop and roll back);
-# 4. builds and pushes the three images tagged with the git commit (tags are immutable: a tag
-# already in ECR is not rebuilt); 5. deploys the services stack running that tag.
+# 4. builds and pushes the images tagged with the git commit (tags are immutable: a tag already in
+# ECR is not rebuilt; the console's only if its repository exists, i.e. with WEB_CONSOLE=true);
+# 5. deploys the services stack running that tag.
+# WEB_CONSOLE=true adds the optional live console (`-c webConsole=true`; docs/deploy.md).
 # Later deploys may omit KAFKA_BOOTSTRAP_SERVERS: CloudFormation keeps the previous value.
 # Needs: AWS credentials (the usual chain), Docker with buildx, Node.js (npx), and this repo's
 # Python environment with the infra extra (`pip install -e '.[infra]'`) active or in .venv.
@@ -27,12 +29,16 @@ if [[ -z "${IMAGE_TAG:-}" && -n "$(git -C "$root" status --porcelain)" ]]; then
 fi
 platform="${PLATFORM:-linux/amd64}"  # linux/arm64 with -c cpuArchitecture=ARM64
 cdk=(npx --yes aws-cdk@2)
+context=()
+if [[ -n "${WEB_CONSOLE:-}" ]]; then
+  context+=(-c "webConsole=$WEB_CONSOLE")
+fi
 account="$(aws sts get-caller-identity --query Account --output text)"
 region="${AWS_REGION:-${AWS_DEFAULT_REGION:-$(aws configure get region)}}"
 registry="$account.dkr.ecr.$region.amazonaws.com"
 
 "${cdk[@]}" bootstrap "aws://$account/$region"
-"${cdk[@]}" deploy TickpipeBase --require-approval never
+"${cdk[@]}" deploy TickpipeBase --require-approval never "${context[@]}"
 
 output() {
   aws cloudformation describe-stacks --stack-name TickpipeBase \
@@ -59,10 +65,15 @@ if ((${#pending[@]})); then
 fi
 
 aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin "$registry"
-for image in producer:producer/Dockerfile processor:processor/Dockerfile sink:clickhouse/Dockerfile; do
+for image in producer:producer/Dockerfile processor:processor/Dockerfile sink:clickhouse/Dockerfile \
+    history:deploy/history/Dockerfile research:deploy/research/Dockerfile web:deploy/web/Dockerfile; do
   name="${image%%:*}"
   dockerfile="${image#*:}"
   uri="$registry/tickpipe/$name:$tag"
+  if ! aws ecr describe-repositories --region "$region" --repository-names "tickpipe/$name" \
+      >/dev/null 2>&1; then
+    continue  # not part of this deployment (the console when it is off)
+  fi
   if aws ecr describe-images --region "$region" --repository-name "tickpipe/$name" \
       --image-ids imageTag="$tag" >/dev/null 2>&1; then
     echo "$uri is already in ECR; not rebuilt"
@@ -75,4 +86,4 @@ parameters=(--parameters "ImageTag=$tag")
 if [[ -n "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then
   parameters+=(--parameters "KafkaBootstrapServers=$KAFKA_BOOTSTRAP_SERVERS")
 fi
-"${cdk[@]}" deploy Tickpipe --require-approval never "${parameters[@]}"
+"${cdk[@]}" deploy Tickpipe --require-approval never "${context[@]}" "${parameters[@]}"

@@ -41,7 +41,7 @@ _SERVICES: tuple[Area, ...] = (
     Area("tickpipe_clickhouse.cli", ("sink", "migrate", "query"), "sink", ("clickhouse_connect",)),
     Area(
         "tickpipe_history.cli",
-        ("backfill", "repair"),
+        ("backfill", "repair", "daily"),
         "history",
         ("boto3", "clickhouse_connect", "msgspec", "polygon", "tqdm"),
     ),

@@ -11,9 +11,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from typing import TYPE_CHECKING
 
 from tickpipe.config import ConfigError, add_settings_flags, flag_overrides, load_settings
 from tickpipe_history.settings import BackfillSettings
+
+if TYPE_CHECKING:
+    from tickpipe_history.repair import RepairSettings
 
 EXIT_KEY_REJECTED = 3
 EXIT_CLICKHOUSE = 5
@@ -50,6 +54,17 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_settings_flags(repair, RepairSettings)
     repair.set_defaults(func=_repair)
 
+    daily = commands.add_parser(
+        "daily",
+        help="the daily history job: grouped daily bars, tickers, conditions, a re-check of the day's gaps",
+        description="Loads one UTC day (default: yesterday) and prints its report as JSON. With --at HH:MM "
+        "it runs every day at that UTC time until stopped (where no scheduler runs it: docker-compose).",
+    )
+    daily.add_argument("--date", default=None, help="the UTC day (YYYY-MM-DD) [yesterday]")
+    daily.add_argument("--at", default=None, help="run every day at HH:MM UTC, for the day before")
+    add_settings_flags(daily, RepairSettings)
+    daily.set_defaults(func=_daily)
+
 
 def _repair(args: argparse.Namespace) -> int:
     from tickpipe.logs import setup_logging
@@ -58,6 +73,60 @@ def _repair(args: argparse.Namespace) -> int:
     settings = load_settings(RepairSettings, flag_overrides(args))
     setup_logging(settings.log_level, settings.log_format)
     return run_repair(settings)
+
+
+def _daily(args: argparse.Namespace) -> int:
+    from tickpipe.logs import setup_logging
+    from tickpipe.schedule import parse_at, run_daily, stop_on_signals, utc_now
+    from tickpipe_history.daily import yesterday
+    from tickpipe_history.repair import RepairSettings
+
+    settings = load_settings(RepairSettings, flag_overrides(args))
+    setup_logging(settings.log_level, settings.log_format)
+    if args.at is None:
+        day = parse_day(args.date) if args.date else yesterday(utc_now())
+        return _daily_once(settings, day)
+    if args.date:
+        raise ConfigError("--date and --at exclude each other: --at always loads the day before each run")
+    try:
+        at = parse_at(args.at)
+    except ValueError as exc:
+        raise ConfigError(f"--at: {exc}") from None
+    stop = stop_on_signals()
+    return run_daily(at, lambda: _daily_once(settings, yesterday(utc_now())), stop, "tickpipe daily")
+
+
+def _daily_once(settings: RepairSettings, day: dt.date) -> int:
+    import orjson
+
+    from tickpipe_history.daily import open_daily
+    from tickpipe_history.database import ClickHouseUnavailable
+    from tickpipe_history.rest_client import KeyRejected
+
+    try:
+        job = open_daily(settings)
+        try:
+            report = job.run(day)
+        finally:
+            job.close()
+    except KeyRejected:
+        print(
+            "tickpipe daily: the REST API rejected the API key (401); check POLYGON_API_KEY", file=sys.stderr
+        )
+        return EXIT_KEY_REJECTED
+    except ClickHouseUnavailable as exc:
+        print(f"tickpipe daily: {exc}", file=sys.stderr)
+        return EXIT_CLICKHOUSE
+    sys.stdout.write(orjson.dumps(report.as_dict()).decode() + "\n")
+    sys.stdout.flush()
+    return report.exit_code()
+
+
+def parse_day(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise ConfigError(f"--date: {value!r} is not a day (YYYY-MM-DD)") from None
 
 
 def parse_when(value: str, end: bool) -> int:

@@ -2,8 +2,9 @@
 
 Tasks run in private subnets with no public IP. They need outbound HTTPS (Polygon's websocket, ECR,
 Secrets Manager, CloudWatch), Kafka and ClickHouse; nothing connects to them, so the security group
-has no ingress rule at all. An imported VPC is described by ids in context, so synthesis never
-needs AWS credentials (tests synthesize offline).
+has no ingress rule at all. The optional console (settings.web_console) has its own group: the
+same egress, and ingress on its port from one CIDR (the VPC's range unless set). An imported VPC
+is described by ids in context, so synthesis never needs AWS credentials (tests synthesize offline).
 """
 
 from __future__ import annotations
@@ -49,10 +50,33 @@ class Network(Construct):
         )
         for port, why in EGRESS_PORTS.items():
             self.task_security_group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(port), why)
+        self.settings = settings
+
+    def web_security_group(self, port: int) -> ec2.SecurityGroup:
+        """The console's group: egress like the tasks', ingress on `port` from one CIDR only."""
+        group = ec2.SecurityGroup(
+            self,
+            "WebSecurityGroup",
+            vpc=self.vpc,
+            description="tickpipe console: ingress on its port from one CIDR; egress like the tasks",
+            allow_all_outbound=False,
+        )
+        for egress, why in EGRESS_PORTS.items():
+            group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(egress), why)
+        cidr = self.settings.web_ingress_cidr
+        peer = ec2.Peer.ipv4(cidr) if cidr else ec2.Peer.ipv4(self.vpc.vpc_cidr_block)
+        group.add_ingress_rule(peer, ec2.Port.tcp(port), "the console (token required), from inside only")
+        return group
 
     @property
     def task_subnets(self) -> ec2.SubnetSelection:
         return ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
+
+    @property
+    def task_subnet_ids(self) -> list[str]:
+        """The same subnets by id (a scheduled task's network configuration names them)."""
+        ids: list[str] = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids
+        return ids
 
     def _new_vpc(self, key: kms.IKey) -> ec2.Vpc:
         vpc = ec2.Vpc(

@@ -1,4 +1,5 @@
-"""One Fargate service per component: task definition, container, metrics sidecar, ECS service.
+"""One Fargate service per component (task definition, container, metrics sidecar, ECS service),
+and the task definitions the scheduled jobs run (tickpipe_infra/schedules.py).
 
 Every container runs as the image's non-root user on a read-only root filesystem (a small
 task-local volume on /tmp), with an init process so SIGTERM reaches the service and it stops
@@ -38,10 +39,15 @@ class ServiceSpec:
     # Exactly-one services (the producer) stop the old task before starting the new one.
     min_healthy_percent: int = 100
     max_healthy_percent: int = 200
+    # A job serves no port (no health check); the console has no /metrics to ship (no sidecar).
+    health_check: bool = True
+    metrics_sidecar: bool = True
+    # Extra arguments after the command (`tickpipe web --web-host 0.0.0.0 ...`).
+    arguments: tuple[str, ...] = ()
 
 
-class TickpipeService(Construct):
-    """A Fargate service running one tickpipe command, plus its log group and metrics sidecar."""
+class TickpipeTask(Construct):
+    """A Fargate task definition running one tickpipe command, with its log group and task role."""
 
     def __init__(
         self,
@@ -49,17 +55,15 @@ class TickpipeService(Construct):
         construct_id: str,
         *,
         spec: ServiceSpec,
-        cluster: ecs.ICluster,
         repository: ecr.IRepository,
         image_tag: str,
         architecture: ecs.CpuArchitecture,
-        subnets: ec2.SubnetSelection,
-        security_group: ec2.ISecurityGroup,
         metrics_log_group: logs.ILogGroup,
         adot_image: str,
         key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.name = spec.name
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -90,7 +94,7 @@ class TickpipeService(Construct):
         container = self.task_definition.add_container(
             spec.name,
             image=ecs.ContainerImage.from_ecr_repository(repository, tag=image_tag),
-            command=[spec.command],
+            command=[spec.command, *spec.arguments],
             environment={**spec.environment, "METRICS_PORT": str(spec.metrics_port), "LOG_FORMAT": "json"},
             secrets=spec.secrets,
             logging=ecs.LogDriver.aws_logs(stream_prefix=spec.name, log_group=self.log_group),
@@ -100,7 +104,9 @@ class TickpipeService(Construct):
                 timeout=cdk.Duration.seconds(5),
                 start_period=cdk.Duration.seconds(60),
                 retries=3,
-            ),
+            )
+            if spec.health_check
+            else None,
             readonly_root_filesystem=True,
             user=IMAGE_USER,
             linux_parameters=ecs.LinuxParameters(self, "Linux", init_process_enabled=True),
@@ -110,7 +116,8 @@ class TickpipeService(Construct):
         # The only writable path: a task-local volume (the root filesystem is read-only).
         tmp = ecs.MountPoint(container_path="/tmp", source_volume="tmp", read_only=False)  # noqa: S108
         container.add_mount_points(tmp)
-        self._add_metrics_sidecar(spec, metrics_log_group, adot_image)
+        if spec.metrics_sidecar:
+            self._add_metrics_sidecar(spec, metrics_log_group, adot_image)
         # The secrets are encrypted with our key: ECS may decrypt them, through Secrets Manager only.
         self.task_definition.obtain_execution_role().add_to_principal_policy(
             iam.PolicyStatement(
@@ -121,22 +128,6 @@ class TickpipeService(Construct):
                     "StringEquals": {"kms:ViaService": f"secretsmanager.{cdk.Aws.REGION}.amazonaws.com"}
                 },
             )
-        )
-        self.service = ecs.FargateService(
-            self,
-            "Service",
-            service_name=f"tickpipe-{spec.name}",
-            cluster=cluster,
-            task_definition=self.task_definition,
-            desired_count=spec.desired_count,
-            min_healthy_percent=spec.min_healthy_percent,
-            max_healthy_percent=spec.max_healthy_percent,
-            assign_public_ip=False,
-            vpc_subnets=subnets,
-            security_groups=[security_group],
-            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
-            platform_version=ecs.FargatePlatformVersion.LATEST,
-            enable_execute_command=False,
         )
 
     def _add_metrics_sidecar(self, spec: ServiceSpec, metrics_log_group: logs.ILogGroup, image: str) -> None:
@@ -163,4 +154,56 @@ class TickpipeService(Construct):
                     f"{metrics_log_group.log_group_arn}:log-stream:*",
                 ],
             )
+        )
+
+
+class TickpipeService(TickpipeTask):
+    """A Fargate service running one tickpipe command, in private subnets without a public IP.
+
+    The task's parts are children of the service's construct itself (not of a nested one), so
+    their logical ids, and the fixed-name log groups, stay those of earlier deployments.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: ServiceSpec,
+        cluster: ecs.ICluster,
+        repository: ecr.IRepository,
+        image_tag: str,
+        architecture: ecs.CpuArchitecture,
+        subnets: ec2.SubnetSelection,
+        security_group: ec2.ISecurityGroup,
+        metrics_log_group: logs.ILogGroup,
+        adot_image: str,
+        key: kms.IKey,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            spec=spec,
+            repository=repository,
+            image_tag=image_tag,
+            architecture=architecture,
+            metrics_log_group=metrics_log_group,
+            adot_image=adot_image,
+            key=key,
+        )
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            service_name=f"tickpipe-{spec.name}",
+            cluster=cluster,
+            task_definition=self.task_definition,
+            desired_count=spec.desired_count,
+            min_healthy_percent=spec.min_healthy_percent,
+            max_healthy_percent=spec.max_healthy_percent,
+            assign_public_ip=False,
+            vpc_subnets=subnets,
+            security_groups=[security_group],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            platform_version=ecs.FargatePlatformVersion.LATEST,
+            enable_execute_command=False,
         )

@@ -8,6 +8,7 @@ context key, before anything is synthesized.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,11 @@ class InfraSettings:
     alarm_email: str | None = None
     metric_names: tuple[tuple[str, str], ...] = tuple(DEFAULT_METRICS.items())
     adot_image: str = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
+    # The live console (`tickpipe web`) is optional and off: with it on, a Fargate service listening
+    # on 8080 with its token from Secrets Manager, reachable from `web_ingress_cidr` only (default:
+    # the VPC's own range), never from the internet (no public IP, no load balancer).
+    web_console: bool = False
+    web_ingress_cidr: str | None = None
 
     def metric(self, key: str) -> str:
         return dict(self.metric_names)[key]
@@ -82,6 +88,13 @@ class InfraSettings:
         email = _optional_str(get, "alarmEmail")
         if email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
             raise InfraConfigError(f"alarmEmail: not an e-mail address: {email!r}")
+        web_console = _bool(get, "webConsole", cls.web_console)
+        web_ingress_cidr = _web_ingress_cidr(get)
+        if web_console and vpc_id is not None and web_ingress_cidr is None:
+            raise InfraConfigError(
+                "webIngressCidr: with an imported VPC (vpcId) the console needs the CIDR allowed to "
+                "reach it (the VPC's range is not known without a lookup), e.g. 10.0.0.0/16"
+            )
         return cls(
             vpc_id=vpc_id,
             private_subnet_ids=subnets,
@@ -95,6 +108,8 @@ class InfraSettings:
             alarm_email=email,
             metric_names=tuple(metrics.items()),
             adot_image=_optional_str(get, "adotImage") or cls.adot_image,
+            web_console=web_console,
+            web_ingress_cidr=web_ingress_cidr,
         )
 
 
@@ -125,6 +140,35 @@ def _choice(get: Callable[[str], Any], key: str, allowed: tuple[str, ...], defau
     if value not in allowed:
         raise InfraConfigError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
     return str(value)
+
+
+def _bool(get: Callable[[str], Any], key: str, default: bool) -> bool:
+    value = get(key)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()  # `-c webConsole=true` arrives as a string
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise InfraConfigError(f"{key}: expected true or false, got {value!r}")
+
+
+def _web_ingress_cidr(get: Callable[[str], Any]) -> str | None:
+    cidr = _optional_str(get, "webIngressCidr")
+    if cidr is None:
+        return None
+    try:
+        network = ipaddress.IPv4Network(cidr)
+    except ValueError:
+        raise InfraConfigError(
+            f"webIngressCidr: expected an IPv4 CIDR such as 10.0.0.0/16, got {cidr!r}"
+        ) from None
+    if network.prefixlen == 0:
+        raise InfraConfigError("webIngressCidr: 0.0.0.0/0 would open the console to every address")
+    return str(network)
 
 
 def _positive_int(get: Callable[[str], Any], key: str, default: int) -> int:

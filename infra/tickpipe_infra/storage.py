@@ -110,3 +110,36 @@ def config_bucket(scope: Construct) -> s3.Bucket:
     assert isinstance(resource, cdk.CfnResource)
     explain_skips(resource, BUCKET_SKIPS)
     return bucket
+
+
+EXPORT_PREFIX = "tickpipe"
+EXPORT_BUCKET_SKIPS = {
+    "CKV_AWS_18": "written once a day by the export task alone; CloudTrail data events are the "
+    "audit trail if wanted, and an access-log bucket would itself need logging and lifecycle",
+}
+
+
+def export_bucket(scope: Construct) -> s3.Bucket:
+    """The Parquet cold tier (`tickpipe export`). Versioned: a re-exported day keeps the replaced
+    files for 30 days; private, TLS only, SSE-S3 (ClickHouse's s3() writes with plain SigV4)."""
+    bucket = s3.Bucket(
+        scope,
+        "ExportBucket",
+        versioned=True,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        removal_policy=cdk.RemovalPolicy.RETAIN,
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="expire-replaced-exports",
+                noncurrent_version_expiration=cdk.Duration.days(30),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(2),
+            )
+        ],
+    )
+    resource = bucket.node.default_child
+    assert isinstance(resource, cdk.CfnResource)
+    explain_skips(resource, EXPORT_BUCKET_SKIPS)
+    return bucket

@@ -66,3 +66,10 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """The app with cdk.json's context, as `cdk synth` would build it (about 10-30 s, once)."""
     context = json.loads((INFRA / "cdk.json").read_text())["context"]
     return synthesize(tmp_path_factory.mktemp("cdk.out"), context)
+
+
+@pytest.fixture(scope="session")
+def synth_web(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The same with the optional console on (`-c webConsole=true`): linted like the default."""
+    context = json.loads((INFRA / "cdk.json").read_text())["context"]
+    return synthesize(tmp_path_factory.mktemp("cdk.out.web"), {**context, "webConsole": True})

@@ -16,7 +16,7 @@ from tests.infra.tools import ROOT, find_tool
 
 DOCKERFILES = [
     "producer/Dockerfile", "processor/Dockerfile", "clickhouse/Dockerfile", "simulator/Dockerfile",
-    "deploy/web/Dockerfile",
+    "deploy/web/Dockerfile", "deploy/history/Dockerfile", "deploy/research/Dockerfile",
 ]  # fmt: skip
 
 
@@ -24,8 +24,8 @@ def _run(command: list[str], cwd: Path = ROOT) -> subprocess.CompletedProcess[st
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_cfn_lint_is_clean(synth: Synth) -> None:
-    files = [str(synth.template_file(stack)) for stack in synth.templates]
+def test_cfn_lint_is_clean(synth: Synth, synth_web: Synth) -> None:
+    files = [str(s.template_file(stack)) for s in (synth, synth_web) for stack in s.templates]
     # W3005 (a DependsOn already implied by a GetAtt) is the only rule ignored: CDK writes that
     # redundant DependsOn itself in the custom resource that locks down the VPC's default security
     # group (feature flag @aws-cdk/aws-ec2:restrictDefaultSecurityGroup); it is harmless.
@@ -46,10 +46,11 @@ def _checkov(*args: str) -> dict[str, object]:
     return {"skipped": skipped}
 
 
-def test_checkov_templates_are_clean(synth: Synth) -> None:
-    outcome = _checkov("--framework", "cloudformation", "--directory", str(synth.outdir))
-    for check in outcome["skipped"]:  # type: ignore[attr-defined]
-        assert len(check["check_result"].get("suppress_comment", "")) > 20, f"unexplained skip: {check}"
+def test_checkov_templates_are_clean(synth: Synth, synth_web: Synth) -> None:
+    for assembly in (synth, synth_web):  # the default, and with the optional console
+        outcome = _checkov("--framework", "cloudformation", "--directory", str(assembly.outdir))
+        for check in outcome["skipped"]:  # type: ignore[attr-defined]
+            assert len(check["check_result"].get("suppress_comment", "")) > 20, f"unexplained skip: {check}"
 
 
 def test_checkov_dockerfiles_are_clean() -> None:

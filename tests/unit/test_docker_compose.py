@@ -18,7 +18,7 @@ import yaml
 
 from tests.infra.tools import find_tool
 from tests.unit.test_docker_images import IMAGES, instructions
-from tickpipe.contract import dlq_topic
+from tickpipe.contract import FEED_GAPS_TOPIC, dlq_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -63,6 +63,10 @@ def test_live_switch_points_the_producer_at_polygon() -> None:
     assert producer["POLYGON_FEED"] == "socket.polygon.io"
     assert str(producer["POLYGON_SECURE"]).lower() == "true"
     assert producer["POLYGON_API_KEY"] == "k-test"
+    for name in ("repair", "history-daily"):  # REST goes to Polygon too, with the same key
+        env = yaml.safe_load(live.stdout)["services"][name]["environment"]
+        assert env["POLYGON_REST_URL"] == "https://api.polygon.io"
+        assert env["POLYGON_API_KEY"] == "k-test"
 
 
 def test_every_dependency_can_be_satisfied(compose: dict[str, Any]) -> None:
@@ -93,6 +97,7 @@ def _has_healthcheck(service: dict[str, Any]) -> bool:
 def test_tickpipe_containers_are_hardened(compose: dict[str, Any]) -> None:
     built = {name: s for name, s in compose["services"].items() if "build" in s}
     assert {"producer", "processor", "sink", "simulator", "migrate", "s3-seed"} <= set(built)
+    assert {"repair", "history-daily", "export", "web"} <= set(built)
     for name, service in built.items():
         assert service["build"]["context"] == "."
         assert service["build"]["dockerfile"] in IMAGES
@@ -159,8 +164,42 @@ def test_kafka_is_ready_for_transactions_and_has_every_topic(compose: dict[str, 
     entries = compose["services"]["kafka-topics"]["environment"]["TOPICS"].split()
     topics = {entry.split(":", 1)[0]: entry.split(":", 1)[1] for entry in entries}
     raw, filtered = "polygon_stream_aggregates", "custom_filtered_stock_data_topic"
-    assert set(topics) == {raw, filtered, dlq_topic(raw), dlq_topic(filtered)}
+    assert set(topics) == {raw, filtered, dlq_topic(raw), dlq_topic(filtered), FEED_GAPS_TOPIC}
     assert topics[filtered] == "${FILTERED_TOPIC_PARTITIONS:-1}", "one sink insert stream by default"
+
+
+def test_repair_and_the_daily_jobs_run_from_their_images(compose: dict[str, Any]) -> None:
+    """Issue 16 and 18: the repair service, the daily history job and the daily export, scheduled
+    by their own `--at HH:MM` (no cron image: nothing to pull besides the pipeline's own)."""
+    services = compose["services"]
+    repair = services["repair"]
+    assert repair["build"]["dockerfile"] == "deploy/history/Dockerfile"
+    assert "command" not in repair, "the image's default command is `repair`"
+    env = repair["environment"]
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert env["RAW_TOPIC"] == services["producer"]["environment"]["RAW_TOPIC"]
+    assert env["POLYGON_API_KEY"] == services["producer"]["environment"]["POLYGON_API_KEY"]
+    assert env["POLYGON_REST_URL"] == "${POLYGON_REST_URL:-http://simulator:8765}"
+    assert env["CLICKHOUSE_DSN"].startswith("http://tickpipe:")  # feed_gaps
+    assert int(env["METRICS_PORT"]) == 9104
+    assert repair["ports"] == ["127.0.0.1:9104:9104"]
+    daily = services["history-daily"]
+    assert daily["build"]["dockerfile"] == "deploy/history/Dockerfile"
+    assert daily["command"] == ["daily", "--at", "${HISTORY_DAILY_AT:-06:00}"]
+    assert daily["environment"]["CLICKHOUSE_DSN"] == env["CLICKHOUSE_DSN"]
+    export = services["export"]
+    assert export["build"]["dockerfile"] == "deploy/research/Dockerfile"
+    assert export["command"] == ["export", "--at", "${EXPORT_AT:-06:30}"]
+    assert export["environment"]["EXPORT_URI"].startswith("${EXPORT_URI:-s3://tickpipe/")
+    assert export["environment"]["AWS_ENDPOINT_URL"] == "http://minio:9000"
+    for job in (daily, export):
+        assert job["healthcheck"] == {"disable": True}, "a sleeping job serves no health endpoint"
+        assert job["restart"] == "unless-stopped"
+        assert "ports" not in job
+    for name, service in services.items():
+        image = str(service.get("image", ""))
+        assert "cron" not in image, f"{name}: a scheduler image"
+        assert "ofelia" not in image, f"{name}: a scheduler image"
 
 
 def test_bind_mounted_files_exist(compose: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ FIRST_PARTY = {
     "tickpipe_producer",
     "tickpipe_processor",
     "tickpipe_clickhouse",
+    "tickpipe_history",
     "tickpipe_simulator",
     "tickpipe_web",
 }
@@ -44,9 +45,18 @@ IMAGES = {
     "sink": ("clickhouse/tickpipe_clickhouse", []),
     "simulator": ("simulator/tickpipe_simulator", []),
     "web": ("apps/tickpipe_web", []),
+    "history": ("history/tickpipe_history", []),
+    "research": ("apps/tickpipe_research", []),
 }
-# Commands an image registers besides its own area's: tickpipe[web] includes tickpipe[sink].
-ALSO_REGISTERED = {"web": ("sink", "migrate", "query")}
+# Commands an image registers besides its own area's: tickpipe[web], [history] and [research]
+# include tickpipe[sink]; tickpipe[history] also holds all the producer needs (boto3, and
+# polygon-api-client, which brings websockets).
+_SINK = ("sink", "migrate", "query")
+ALSO_REGISTERED = {
+    "web": _SINK,
+    "history": (*_SINK, "producer", "subscriptions"),
+    "research": _SINK,
+}
 HEALTHCHECK = "deploy/container/healthcheck.py"
 # What every image has: the core (tickpipe/) and the `tickpipe` command (apps/tickpipe_cli/); the
 # local stack and the demo have extras of their own.

@@ -120,4 +120,12 @@ def test_prometheus_scrapes_every_service_where_compose_runs_it() -> None:
         for group in job["static_configs"]
         for target in group["targets"]
     }
-    assert targets == {"producer:9101": "producer", "processor:9102": "processor", "sink:9103": "sink"}
+    assert targets == {
+        "producer:9101": "producer",
+        "processor:9102": "processor",
+        "sink:9103": "sink",
+        "repair:9104": "repair",
+    }
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for target, service in targets.items():
+        assert int(compose[service]["environment"]["METRICS_PORT"]) == int(target.split(":")[1])

@@ -18,13 +18,16 @@ from tests.unit.extras import LOCKS, lock_pins, requirements
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTHCHECK = ROOT / "deploy" / "container" / "healthcheck.py"
-# Dockerfile -> (command, port): the contract in docs/architecture.md.
-IMAGES = {
+# Dockerfile -> (command, port): the contract in docs/architecture.md. A batch job's image (the
+# export) serves no port: None, and then it has no health check either.
+IMAGES: dict[str, tuple[str, int | None]] = {
     "producer/Dockerfile": ("producer", 9101),
     "processor/Dockerfile": ("processor", 9102),
     "clickhouse/Dockerfile": ("sink", 9103),
     "simulator/Dockerfile": ("simulate", 8765),
     "deploy/web/Dockerfile": ("web", 8080),
+    "deploy/history/Dockerfile": ("repair", 9104),
+    "deploy/research/Dockerfile": ("export", None),
 }
 # Dockerfile -> the image's name, its lock (deploy/locks/<name>.txt) and its pyproject extra.
 IMAGE_NAMES = {
@@ -33,6 +36,8 @@ IMAGE_NAMES = {
     "clickhouse/Dockerfile": "sink",
     "simulator/Dockerfile": "simulator",
     "deploy/web/Dockerfile": "web",
+    "deploy/history/Dockerfile": "history",
+    "deploy/research/Dockerfile": "research",
 }
 
 
@@ -65,11 +70,17 @@ def test_dockerfile_is_multistage_pinned_and_non_root(dockerfile: str) -> None:
 
 
 @pytest.mark.parametrize(("dockerfile", "contract"), sorted(IMAGES.items()))
-def test_exec_form_entrypoint_command_and_healthcheck(dockerfile: str, contract: tuple[str, int]) -> None:
+def test_exec_form_entrypoint_command_and_healthcheck(
+    dockerfile: str, contract: tuple[str, int | None]
+) -> None:
     command, port = contract
     steps = dict(instructions(dockerfile))  # last of each kind: the runtime stage
     assert steps["ENTRYPOINT"] == '["tickpipe"]', "exec form, so SIGTERM reaches the process"
     assert steps["CMD"].startswith(f'["{command}"'), steps["CMD"]
+    if port is None:  # a job: nothing listens, so nothing to expose or probe
+        assert "EXPOSE" not in steps
+        assert steps["HEALTHCHECK"] == "NONE"
+        return
     assert steps["EXPOSE"] == str(port)
     health = steps["HEALTHCHECK"]
     assert 'CMD ["python", "/usr/local/bin/tickpipe-healthcheck"' in health, "exec form, no curl needed"
