@@ -53,6 +53,18 @@ PARTS = (
     "GROUP BY table ORDER BY table"
 )
 MERGES = "SELECT count() FROM system.merges WHERE database = currentDatabase()"
+# Cumulative counters of the sink's engine: merges and what they rewrote, parts and rows written by
+# inserts (views included), and rows read by queries (the probe's and the views' reads).
+ENGINE_EVENTS = (
+    "Merge",
+    "MergedRows",
+    "MergeTotalMilliseconds",
+    "MergeTreeDataWriterBlocks",
+    "MergeTreeDataWriterRows",
+    "SelectQuery",
+    "SelectedRows",
+)
+EVENTS = "SELECT event, value FROM system.events WHERE event IN ({names:Array(String)})"
 
 
 class KeyProbe(LatencyProbe):
@@ -127,12 +139,14 @@ def _chdb_state(client: Any) -> dict[str, Any]:
     try:
         parts = client.query(PARTS).result_rows
         merges = client.query(MERGES).result_rows[0][0]
+        events = dict(client.query(EVENTS, parameters={"names": list(ENGINE_EVENTS)}).result_rows)
     except Exception as error:  # the endpoint busy or refusing: report, do not stop the soak
         return {"error": type(error).__name__}
     return {
         "active_parts": {str(t): int(n) for t, n, _ in parts},
         "rows": {str(t): int(r) for t, _, r in parts},
         "merges_running": int(merges),
+        "engine_events_total": {str(k): int(v) for k, v in events.items()},
     }
 
 
@@ -166,6 +180,17 @@ def _close_minute(
         "chdb": _chdb_state(endpoint),
     }
     return row, {name: now[name][0] for name in procs}
+
+
+def _engine_deltas(rows: list[dict[str, Any]]) -> None:
+    """Each minute's share of the engine's cumulative counters (`engine_events`)."""
+    before: dict[str, int] = {}
+    for row in rows:
+        now = row["chdb"].get("engine_events_total")
+        if now is None:
+            continue
+        row["chdb"]["engine_events"] = {k: v - before.get(k, 0) for k, v in now.items()}
+        before = now
 
 
 def _line(row: dict[str, Any]) -> str:
@@ -259,6 +284,7 @@ def _soak(
         finally:
             for name in ("producer", "processor", "sink"):
                 services[name].stop(30)
+    _engine_deltas(rows_list)
     return {
         "rate_trades_quotes": rate,
         "minutes": minutes,
@@ -266,7 +292,9 @@ def _soak(
         "probe_ms": probe_ms if prober else None,
         "events_sent": sent,
         "rows_in_clickhouse": int(rows),
-        "zero_loss": finished_at is not None and int(rows) == sent,
+        "drained": done,  # every sent event a row before the deadline (session + 180 s)
+        "rows_behind_at_deadline": int(sent - rows),
+        "zero_loss": done and int(rows) == sent,
         "drain_seconds_after_session": round(drain, 2) if drain is not None else None,
         "drain_cpu_seconds": drain_cpu,
         "drain_latency_event_to_queryable": drain_latency,
@@ -325,7 +353,7 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     rate = int(params.get("rate", "20000"))
     minutes = int(params.get("minutes", "30"))
     probe = params.get("probe", "key")
-    probe_ms = int(params.get("probe_ms", "50"))
+    probe_ms = int(params.get("probe_ms", "200"))
     if probe not in ("key", "scan", "none"):
         raise SystemExit("probe must be key, scan or none")
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
@@ -339,9 +367,15 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     v = result["verdict"]
     drift = ", ".join(f"{n} {c.get('worst_ratio')}" for n, c in v["cpu_per_event"].items())
     growth = ", ".join(f"{n} {r['growth']}" for n, r in v["rss"].items())
+    if result["zero_loss"]:
+        loss = "loss 0"
+    elif result["drained"]:
+        loss = f"LOSS {result['events_sent'] - result['rows_in_clickhouse']:,}"
+    else:
+        loss = f"not drained by the deadline ({result['rows_behind_at_deadline']:,} rows behind)"
     summary = (
         f"soak {rate:,} trades+quotes/s x {minutes} min (probe {probe}): "
-        f"{'PASS' if v.get('ok') else 'FAIL'}; loss {'0' if result['zero_loss'] else 'YES'}, "
+        f"{'PASS' if v.get('ok') else 'FAIL'}; {loss}, "
         f"worst minute p99 {v.get('worst_minute_p99_ms')} ms (target <= {TARGET_P99_SECONDS * 1000:.0f}); "
         f"CPU/event worst ratio to minute {v.get('baseline_minute')}: {drift} (band +-{CPU_BAND:.0%}); "
         f"RSS growth: {growth} (target < {RSS_GROWTH:.0%})"
