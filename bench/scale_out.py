@@ -134,7 +134,7 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
                         time.sleep(0.5)
                     drain = time.monotonic() - finished_at if finished_at else None
                     metrics = {name: scrape(s.metrics_url) for name, s in services.items()}
-                    targets = {i: _target(workdir / f"chdb-{i}") for i in (1, 2)}
+                    targets = {f"sink-{i}": _target(workdir / f"chdb-{i}") for i in (1, 2)}
                 finally:
                     for name in ("producer", "processor-1", "processor-2", "sink-1", "sink-2"):
                         services[name].stop(30)

@@ -6,7 +6,8 @@
 The probe runs inside the sink's process (the sink's query endpoint) every 50 ms, so whatever it
 costs is sink CPU. For each size, `trades` is filled (in SQL, with its rollup views) with that many
 minutes of trades of 100 symbols ending now, then each probe asks `polls` times, and the CPU time
-of this process (chDB runs in it) per poll is reported, with the rows ClickHouse read:
+of this process (chDB runs in it) per poll is reported, with the rows ClickHouse read
+(the engine's SelectedRows counter):
 - `scan`: the probe `bench e2e` uses, bounded on `received` (an ALIAS column outside the key): it
   reads every row of its eight symbols since the start, so its cost grows with the table;
 - `key`: the soak's probe, bounded on the key (symbol, timestamp) from a watermark 10-20 s behind
@@ -42,19 +43,28 @@ FROM numbers({rows:UInt64})
 """
 
 
+SELECTED = "SELECT value FROM system.events WHERE event = 'SelectedRows'"
+
+
+def _selected_rows(client: Any) -> int:
+    rows = client.query(SELECTED).result_rows
+    return int(rows[0][0]) if rows else 0
+
+
 def _measure(client: Any, sql: str, polls: int) -> dict[str, float]:
+    read0 = _selected_rows(client)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    summary: dict[str, Any] = {}
     for _ in range(polls):
         # The key probe's watermark runs 10-20 s behind the newest trade (bench/soak.py).
         since = int(time.time() * 1000) - 2 * SLACK_MS
-        result = client.query(sql, parameters={"symbols": PROBED_SYMBOLS, "since": since})
-        summary = dict(result.summary or {})
+        client.query(sql, parameters={"symbols": PROBED_SYMBOLS, "since": since})
     cpu = (time.process_time() - cpu0) / polls
+    wall = (time.perf_counter() - wall0) / polls
+    read = (_selected_rows(client) - read0) / polls
     return {
         "cpu_ms_per_poll": round(cpu * 1000, 2),
-        "wall_ms_per_poll": round((time.perf_counter() - wall0) / polls * 1000, 2),
-        "read_rows_per_poll": int(summary.get("read_rows", 0) or 0),
+        "wall_ms_per_poll": round(wall * 1000, 2),
+        "rows_read_per_poll": round(read),
         "core_share_at_20_polls_per_s": round(cpu * 20, 3),
     }
 
@@ -92,8 +102,9 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
         client.close()
     parts = [
         f"{e['minutes_of_trades']} min ({e['rows']:,} trades): scan {e['scan']['cpu_ms_per_poll']} ms CPU "
-        f"({e['scan']['core_share_at_20_polls_per_s']:.0%} of a core at 20/s), "
-        f"key {e['key']['cpu_ms_per_poll']} ms"
+        f"({e['scan']['core_share_at_20_polls_per_s']:.0%} of a core at 20/s, "
+        f"{e['scan']['rows_read_per_poll']:,} rows read), key {e['key']['cpu_ms_per_poll']} ms "
+        f"({e['key']['rows_read_per_poll']:,} rows)"
         for e in out
     ]
     return {
