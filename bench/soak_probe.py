@@ -8,8 +8,9 @@ costs is sink CPU. For each size, `trades` is filled (in SQL, with its rollup vi
 minutes of trades of 100 symbols ending now, then each probe asks `polls` times, and the CPU time
 of this process (chDB runs in it) per poll is reported, with the rows ClickHouse read
 (the engine's SelectedRows counter):
-- `scan`: the probe `bench e2e` uses, bounded on `received` (an ALIAS column outside the key): it
-  reads every row of its eight symbols since the start, so its cost grows with the table;
+- `scan`: the probe `bench e2e` used before its key bound, bounded on `received` only (an ALIAS
+  column outside the key): it reads every row of its eight symbols since the start, so its cost
+  grows with the table;
 - `key`: the soak's probe, bounded on the key (symbol, timestamp) from a watermark 10-20 s behind
   the newest trade seen: a few granules whatever the size.
 Also reported: at 20 polls a second, the share of one core each probe takes.
@@ -23,14 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.e2e import PROBED_SYMBOLS
-from bench.soak import KEY_PROBE, SLACK_MS
+from bench.soak import KEY_PROBE, SCAN_PROBE, SLACK_MS
 from tickpipe_clickhouse.connect import connect
 from tickpipe_clickhouse.schema.migrations import migrate
 
-SCAN_PROBE = (
-    "SELECT symbol, sequence, toUnixTimestamp64Nano(received) FROM trades "
-    "WHERE symbol IN ({symbols:Array(String)}) AND received > now64(3) - INTERVAL 10 SECOND"
-)
 SYMBOLS = PROBED_SYMBOLS + [f"S{i:02d}" for i in range(100 - len(PROBED_SYMBOLS))]
 FILL = """
 INSERT INTO p.trades (ev, symbol, timestamp, price, size, exchange, trade_id, tape, conditions,
