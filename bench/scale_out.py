@@ -144,21 +144,25 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     for name, sampler in samplers.items():
         entry: dict[str, Any] = {
             "cpu_seconds": round(sampler.cpu_seconds, 1),
-            "cpu_us_per_event": round(sampler.cpu_seconds / sent * 1e6, 2) if sent else None,
             "peak_rss_mb": round(sampler.peak_rss_mb, 1),
         }
         m = metrics.get(name, {})
+        handled = sent  # the producer and the broker see every event
         if name.startswith("processor"):
             entry["messages_in"] = int(total(m, "tickpipe_processor_messages_in_total"))
             entry["messages_out"] = int(total(m, "tickpipe_processor_messages_out_total"))
             entry["partitions"] = int(total(m, "tickpipe_processor_partitions"))
             entry["messages_per_second"] = round(entry["messages_in"] / seconds)
+            handled = entry["messages_in"]
         if name.startswith("sink"):
             entry["rows"] = int(total(m, "tickpipe_sink_rows_total"))
             entry["rows_per_second"] = round(entry["rows"] / seconds)
+            handled = entry["rows"]
             entry["rows_per_cpu_second"] = (
                 round(entry["rows"] / sampler.cpu_seconds) if sampler.cpu_seconds else None
             )
+        # CPU per event this instance handled (its own share, for processors and sinks)
+        entry["cpu_us_per_event"] = round(sampler.cpu_seconds / handled * 1e6, 2) if handled else None
         instances[name] = entry
     stored = {
         i: sum(n for n, _ in t.get("counts", {}).values()) if "counts" in t else None
