@@ -2,6 +2,7 @@
 
     python -m bench scale-out                             # 10k events/s for 60 s, 4 partitions
     python -m bench scale-out --param rate=20000 --param seconds=120 --param partitions=4
+    KAFKA_BOOTSTRAP_SERVERS=host:9092 python -m bench scale-out   # an existing broker
 
 The simulator -> one producer (one websocket per API key) -> the raw topic (`partitions`) -> two
 processors in one group (transactions on) -> the filtered topic (`partitions`) -> two sinks in one
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,8 @@ def _services(
 ) -> dict[str, ServiceProcess]:
     csv = workdir / "subscriptions.csv"
     csv.write_text(CSV)
-    raw, filtered = "scale-raw", "scale-filtered"
+    tag = uuid.uuid4().hex[:6]  # topics and groups of their own: the broker may be a shared one
+    raw, filtered = f"scale-{tag}-raw", f"scale-{tag}-filtered"
     kafka = {"bootstrap.servers": bootstrap}
     ensure_topics(kafka, [raw, filtered], partitions=partitions)
     ensure_topics(kafka, [dlq_topic(raw), dlq_topic(filtered)])
@@ -65,8 +68,8 @@ def _services(
         "POLYGON_API_KEY": sim.api_key,
         "SUBSCRIPTIONS_URI": str(csv),
         "LOG_LEVEL": "WARNING",
-        "PROCESSOR_GROUP_ID": "scale-processor",
-        "SINK_GROUP_ID": "scale-sink",
+        "PROCESSOR_GROUP_ID": f"scale-{tag}-processor",
+        "SINK_GROUP_ID": f"scale-{tag}-sink",
     }
     logs = workdir / "logs"
     services = {
@@ -102,10 +105,13 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     sim_args = ["--seed", "9", "--symbols", "100", "--rate", str(rate), "--session-seconds", str(seconds)]
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         workdir = Path(tmp)
-        broker = KafkaBroker(workdir / "kafka").start()
+        # KAFKA_BOOTSTRAP_SERVERS: an existing broker (its CPU is then not reported); else a local one
+        existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        broker = None if existing else KafkaBroker(workdir / "kafka").start()
+        bootstrap = existing or (broker.bootstrap if broker else "")
         try:
             with SimulatorProcess(workdir, *sim_args, "--wait-for-subscriber") as sim:
-                services = _services(workdir, broker.bootstrap, sim, partitions)
+                services = _services(workdir, bootstrap, sim, partitions)
                 samplers: dict[str, ProcessSampler] = {}
                 try:
                     # Sinks and processors first, so both members of each group join before data flows.
@@ -114,8 +120,8 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
                         pid = services[name].pid
                         assert pid is not None
                         samplers[name] = ProcessSampler(pid)
-                    assert broker.pid is not None
-                    samplers["broker"] = ProcessSampler(broker.pid)
+                    if broker is not None and broker.pid is not None:
+                        samplers["broker"] = ProcessSampler(broker.pid)
                     deadline = time.monotonic() + seconds + 240
                     sent, rows, finished_at = 0, 0.0, None
                     while time.monotonic() < deadline:
@@ -139,7 +145,8 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
                     for name in ("producer", "processor-1", "processor-2", "sink-1", "sink-2"):
                         services[name].stop(30)
         finally:
-            broker.stop()
+            if broker is not None:
+                broker.stop()
     instances: dict[str, Any] = {}
     for name, sampler in samplers.items():
         entry: dict[str, Any] = {
