@@ -9,8 +9,10 @@ processors in one group (transactions on) -> the filtered topic (`partitions`) -
 group. A chDB folder is opened by one process only, so each sink writes its own folder: two
 ClickHouse targets, as two sinks against two shards would. Checked at the end, through each sink's
 query endpoint: zero loss (the rows of both targets add up to the events the simulator sent),
-nothing twice (no (symbol, sequence) twice in a target's trades or quotes), every symbol in one
-target only (a symbol's partition belongs to one sink at a time), and each instance's share.
+nothing twice (no (symbol, sequence) twice in a target's trades or quotes; with the totals equal to
+the events sent, a row in both targets would need a row lost elsewhere), the symbols found in both
+targets (a partition moved from one sink to the other by a rebalance, e.g. when the second sink
+joined after the first had started), and each instance's share.
 Reported per instance: messages in and out (processors), rows (sinks), CPU seconds and CPU per
 event, peak RSS.
 """
@@ -205,6 +207,7 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
         f"scale-out {sent:,} events ({rate:,}/s x {seconds} s, {partitions} partitions): "
         f"{'zero loss' if result['zero_loss'] else 'LOSS or not drained'} "
         f"({rows_stored:,} rows in 2 targets), "
-        f"{'nothing twice' if result['nothing_twice'] else 'DUPLICATES'}, symbols shared {len(shared)}; {per}"
+        f"{'nothing twice' if result['nothing_twice'] else 'DUPLICATES'}, "
+        f"symbols in both targets {len(shared)} (moved by a rebalance); {per}"
     )
     return result, summary
