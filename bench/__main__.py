@@ -27,6 +27,9 @@ SCENARIOS: dict[str, str] = {
     "research": "bench.research",  # bars(), the as-of join and the Parquet export to S3
     "bars": "bench.bars",  # bars per source, corrections, conditions: insert and read cost
     "e2e": "bench.e2e",  # the whole pipeline: sustained rate, latency, RSS, CPU
+    "soak-probe": "bench.soak_probe",  # what the soak's latency probe costs in the sink, by table size
+    "soak": "bench.soak",  # the whole pipeline for many minutes, per minute: loss, p99, CPU/event, RSS
+    "scale-out": "bench.scale_out",  # two processors and two sinks in their groups, partitioned topics
     "web": "bench.web",  # the live console: event -> websocket bar update, 100 clients, its CPU
     "image-deps": "bench.image_deps",  # the images' Python environment, installed from the lock
     "cdk-synth": "bench.cdk_synth",  # offline synthesis of the CDK app
