@@ -180,18 +180,31 @@ class _Batch:
 
 
 def _batch(
-    kind: EventTable, symbol: str, ev: str, rows: Sequence[Any], received_ns: int, span_ms: int
+    kind: EventTable,
+    symbol: str,
+    ev: str,
+    rows: Sequence[Any],
+    received_ns: int | Sequence[int],
+    span_ms: int,
 ) -> _Batch:
     columns = list(zip(*map(attrgetter(*kind.fields), rows), strict=True))
     built = kind.build(columns, span_ms)
     n = len(rows)
     label = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([ev]))
     name = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([symbol]))
-    arrays = {"ev": label, "symbol": name, **built, "received_ns": np.full(n, received_ns, dtype=np.uint64)}
+    arrays = {"ev": label, "symbol": name, **built, "received_ns": _received(received_ns, n)}
     table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in arrays.items()})
     keys = kind.identity(columns)
     times = [key[0] for key in keys]
     return _Batch(rows, table, keys, min(times), max(times))
+
+
+def _received(received_ns: int | Sequence[int], n: int) -> Any:
+    if isinstance(received_ns, int):
+        return np.full(n, received_ns, dtype=np.uint64)
+    if len(received_ns) != n:
+        raise ValueError(f"{len(received_ns)} arrival times for {n} rows")
+    return np.asarray(received_ns, dtype=np.uint64)
 
 
 def _new_rows(keys: list[Identity], stored: set[Identity]) -> list[int] | None:
@@ -236,10 +249,11 @@ class HistoryStore:
         symbol: str,
         ev: str,
         rows: Sequence[AggBar | RestTrade | RestQuote],
-        received_ns: int,
+        received_ns: int | Sequence[int],
         span_ms: int = 0,
     ) -> int:
         """Insert the REST rows (one symbol, one kind) not stored yet; returns how many went in.
+        `received_ns` is when they arrived: one time for all, or one per row.
 
         The columns are built before the client is taken, so other threads' pages are built while
         ClickHouse inserts (chDB runs without the GIL)."""
