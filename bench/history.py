@@ -2,6 +2,7 @@
 
     python -m bench history                                  # both, JSON on stdout
     python -m bench history --param rest_seconds=300 --param rest_rate=5000 --param ff_tickers=5000
+    python -m bench history --param only=rest                # or only=flatfiles
 
 - `rest`: a `tickpipe simulate` subprocess serves a finished session (5 symbols); the backfill loads
   its trades, quotes and second aggregates into a fresh chDB folder in this process. Rows/s counts
@@ -121,13 +122,19 @@ def _flatfiles(client: Any, work: Path, tickers: int) -> dict[str, Any]:
 def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     work = Path(tempfile.mkdtemp(prefix="bench-history-"))
     client = connect(f"chdb://{work / 'chdb'}")
-    rest = _rest(
-        client, work, int(params.get("rest_seconds", 300)), int(params.get("rest_rate", 5000)),
-        int(params.get("concurrency", 4)),
-    )  # fmt: skip
-    flat = _flatfiles(client, work, int(params.get("ff_tickers", 5000)))
-    summary = (
-        f"REST backfill {rest['rows_per_s']:,} rows/s ({rest['rows']:,} rows, {rest['requests']} requests); "
-        f"flat files {flat['rows_per_s']:,} rows/s ({flat['rows']:,} minute bars, {flat['file_mib']} MiB gz)"
-    )
-    return {"rest": rest, "flatfiles": flat}, summary
+    only = params.get("only", "")
+    result: dict[str, Any] = {"load_before": os.getloadavg()[0]}
+    parts = []
+    if only in ("", "rest"):
+        rest = _rest(
+            client, work, int(params.get("rest_seconds", 300)), int(params.get("rest_rate", 5000)),
+            int(params.get("concurrency", 4)),
+        )  # fmt: skip
+        result["rest"] = rest
+        parts.append(f"REST backfill {rest['rows_per_s']:,} rows/s ({rest['rows']:,} rows)")
+    if only in ("", "flatfiles"):
+        flat = _flatfiles(client, work, int(params.get("ff_tickers", 5000)))
+        result["flatfiles"] = flat
+        parts.append(f"flat files {flat['rows_per_s']:,} rows/s ({flat['rows']:,} minute bars)")
+    result["load_after"] = os.getloadavg()[0]
+    return result, "; ".join(parts)

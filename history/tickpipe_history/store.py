@@ -3,15 +3,15 @@
 Every page of events is stored exactly once, whatever happened before:
 1. the identities already stored in the page's time range are read (rows from the live feed, an
    earlier run, or a run killed half-way) and those rows are dropped from the page;
-2. the rest is inserted, mapped onto the live table's columns by ClickHouse itself (INSERT ...
-   SELECT FROM format(JSONEachRow, ...)), with a deterministic `insert_deduplication_token` (a
-   hash of what is inserted), so a retried insert whose answer was lost is a no-op (the tables set
+2. the rest is inserted as Arrow columns built from the page (one insert per page, the live
+   table's insert columns), with a deterministic `insert_deduplication_token` (a hash of what is
+   inserted), so a retried insert whose answer was lost is a no-op (the tables set
    `non_replicated_deduplication_window`, and bars views deduplicate with them);
 3. the range is counted again; if rows are missing (a process killed between ClickHouse's
    deduplication log and its part, which chDB can leave), the missing rows go in under a new token.
 
 All calls go through one lock: one clickhouse-connect client (and chDB) is used by one thread at
-a time, while the REST requests run concurrently.
+a time, while the REST requests, the decoding and the building of columns run concurrently.
 """
 
 from __future__ import annotations
@@ -23,8 +23,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
+from tickpipe_clickhouse.connect import INSERT_SETTINGS
 from tickpipe_history.pages import (
     NS_PER_MS,
     AggBar,
@@ -34,10 +39,7 @@ from tickpipe_history.pages import (
     RestQuote,
     RestTicker,
     RestTrade,
-    bar_identity,
     encode_rows,
-    quote_identity,
-    trade_identity,
 )
 
 log = logging.getLogger(__name__)
@@ -47,63 +49,176 @@ MAX_REINSERTS = 3
 
 @dataclass(frozen=True)
 class EventTable:
-    """How REST rows of one kind become rows of a live table, in ClickHouse's own SQL.
+    """How REST rows of one kind become rows of a live table: columns built here, in Arrow.
 
-    `columns` are the live table's insert columns (the sink's, 001_raw_tables.sql); `select` maps
-    the REST row (`input` is its structure) onto them, with {symbol}, {ev}, {span_ms} and
-    {received_ns} filled in; `keys` reads a stored row's identity (pages.py) back.
+    `fields` are the REST row's attributes read (in this order) and `build` turns those columns
+    into the live table's insert columns (the sink's, 001_raw_tables.sql: the EPHEMERAL `start_ms`,
+    `end_ms`, `ts_ms` and `received_ns` included, from which ClickHouse computes the stored ones);
+    an absent optional value (None) is sent as null and stored as the column's default.
+    `identity` gives each row's key (pages.py) from the same columns, and `keys` reads a stored
+    row's key back.
     """
 
     table: str
-    columns: str
-    select: str
-    input: str
+    fields: tuple[str, ...]
+    build: Callable[[list[tuple[Any, ...]], int], dict[str, Any]]  # (REST columns, span_ms) -> columns
+    identity: Callable[[list[tuple[Any, ...]]], list[Identity]]
     keys: str
-    identity: Callable[[Any], Identity]
-    time_ms: Callable[[Any], int]
+
+
+def _ms_of(ns: tuple[int, ...]) -> Any:
+    return np.asarray(ns, dtype=np.int64) // NS_PER_MS
+
+
+def _bar_columns(c: list[tuple[Any, ...]], span_ms: int) -> dict[str, Any]:
+    t, o, h, low, close, v, vw, n, otc = c
+    start = np.asarray(t, dtype=np.int64)
+    volume = np.asarray(v, dtype=np.float64)
+    trades = np.asarray(pa.array(n, pa.int64()).fill_null(0), dtype=np.float64)
+    avg_size = np.divide(volume, trades, out=np.zeros_like(volume), where=trades > 0)
+    return {
+        "start_ms": start,
+        "end_ms": start + span_ms,
+        "open": pa.array(o, pa.float64()),
+        "high": pa.array(h, pa.float64()),
+        "low": pa.array(low, pa.float64()),
+        "close": pa.array(close, pa.float64()),
+        "volume": volume,
+        "vwap": pa.array(vw, pa.float64()).fill_null(0.0),
+        "avg_size": avg_size,
+        "otc": pa.array(otc, pa.bool_()).fill_null(False),
+    }
+
+
+def _trade_columns(c: list[tuple[Any, ...]], span_ms: int) -> dict[str, Any]:
+    sip, price, size, exchange, sequence, trade_id, tape, conditions = c
+    return {
+        "ts_ms": _ms_of(sip),
+        "price": pa.array(price, pa.float64()),
+        "size": pa.array(size, pa.float64()),
+        "exchange": pa.array(exchange),
+        "trade_id": pa.array(trade_id, pa.string()),
+        "tape": pa.array(tape, pa.int64()),
+        "conditions": pa.array(conditions, pa.list_(pa.int64())),
+        "sequence": pa.array(sequence),
+    }
+
+
+def _quote_columns(c: list[tuple[Any, ...]], span_ms: int) -> dict[str, Any]:
+    sip, sequence, bid, bid_size, bid_x, ask, ask_size, ask_x, conditions, tape = c
+    return {
+        "ts_ms": _ms_of(sip),
+        "bid_price": pa.array(bid, pa.float64()),
+        "bid_size": pa.array(bid_size, pa.float64()),
+        "bid_exchange": pa.array(bid_x),
+        "ask_price": pa.array(ask, pa.float64()),
+        "ask_size": pa.array(ask_size, pa.float64()),
+        "ask_exchange": pa.array(ask_x),
+        "conditions": pa.array(conditions, pa.list_(pa.int64())),
+        "tape": pa.array(tape, pa.int64()),
+        "sequence": pa.array(sequence),
+    }
+
+
+def _bar_keys(c: list[tuple[Any, ...]]) -> list[Identity]:
+    return [(t,) for t in c[0]]
+
+
+def _trade_keys(c: list[tuple[Any, ...]]) -> list[Identity]:
+    return list(zip((np.asarray(c[0], dtype=np.int64) // NS_PER_MS).tolist(), c[4], c[3], c[5], strict=True))
+
+
+def _quote_keys(c: list[tuple[Any, ...]]) -> list[Identity]:
+    return list(zip((np.asarray(c[0], dtype=np.int64) // NS_PER_MS).tolist(), c[1], strict=True))
 
 
 EVENT_TABLES = {
     "aggregates": EventTable(
         "aggregates",
-        "ev, symbol, start_ms, end_ms, open, high, low, close, volume, vwap, avg_size, otc, received_ns",
-        "{ev}, {symbol}, t, t + {span_ms}, o, h, l, c, v, ifNull(vw, 0), "
-        "if(ifNull(n, 0) > 0, v / n, 0), ifNull(otc, false), {received_ns}",
-        "t Int64, o Float64, h Float64, l Float64, c Float64, v Float64, vw Nullable(Float64), "
-        "n Nullable(UInt64), otc Nullable(Bool)",
+        ("t", "o", "h", "l", "c", "v", "vw", "n", "otc"),
+        _bar_columns,
+        _bar_keys,
         "toUnixTimestamp64Milli(timestamp)",
-        bar_identity,
-        lambda bar: int(bar.t),
     ),
     "trades": EventTable(
         "trades",
-        "ev, symbol, ts_ms, price, size, exchange, trade_id, tape, conditions, sequence, received_ns",
-        "{ev}, {symbol}, intDiv(sip_timestamp, 1000000), price, size, exchange, id, tape, "
-        "conditions, sequence_number, {received_ns}",
-        "sip_timestamp Int64, price Float64, size Float64, exchange UInt16, id String, "
-        "tape UInt8, conditions Array(UInt16), sequence_number UInt64",
+        ("sip_timestamp", "price", "size", "exchange", "sequence_number", "id", "tape", "conditions"),
+        _trade_columns,
+        _trade_keys,
         "toUnixTimestamp64Milli(timestamp), sequence, exchange, trade_id",
-        trade_identity,
-        lambda trade: int(trade.sip_timestamp) // NS_PER_MS,
     ),
     "quotes": EventTable(
         "quotes",
-        "ev, symbol, ts_ms, bid_price, bid_size, bid_exchange, ask_price, ask_size, ask_exchange, "
-        "conditions, tape, sequence, received_ns",
-        "{ev}, {symbol}, intDiv(sip_timestamp, 1000000), bid_price, bid_size, bid_exchange, ask_price, "
-        "ask_size, ask_exchange, conditions, tape, sequence_number, {received_ns}",
-        "sip_timestamp Int64, bid_price Float64, bid_size Float64, bid_exchange UInt16, ask_price Float64, "
-        "ask_size Float64, ask_exchange UInt16, conditions Array(UInt16), tape UInt8, "
-        "sequence_number UInt64",
+        (
+            "sip_timestamp",
+            "sequence_number",
+            "bid_price",
+            "bid_size",
+            "bid_exchange",
+            "ask_price",
+            "ask_size",
+            "ask_exchange",
+            "conditions",
+            "tape",
+        ),
+        _quote_columns,
+        _quote_keys,
         "toUnixTimestamp64Milli(timestamp), sequence",
-        quote_identity,
-        lambda quote: int(quote.sip_timestamp) // NS_PER_MS,
     ),
 }
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+@dataclass
+class _Batch:
+    """One page's rows as Arrow columns, with each row's identity and the token of all of them."""
+
+    rows: Sequence[Any]
+    table: Any  # pyarrow.Table
+    keys: list[Identity]
+    lo: int
+    hi: int
+
+
+def _batch(
+    kind: EventTable,
+    symbol: str,
+    ev: str,
+    rows: Sequence[Any],
+    received_ns: int | Sequence[int],
+    span_ms: int,
+) -> _Batch:
+    columns = list(zip(*map(attrgetter(*kind.fields), rows), strict=True))
+    built = kind.build(columns, span_ms)
+    n = len(rows)
+    label = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([ev]))
+    name = pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([symbol]))
+    arrays = {"ev": label, "symbol": name, **built, "received_ns": _received(received_ns, n)}
+    table = pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in arrays.items()})
+    keys = kind.identity(columns)
+    times = [key[0] for key in keys]
+    return _Batch(rows, table, keys, min(times), max(times))
+
+
+def _received(received_ns: int | Sequence[int], n: int) -> Any:
+    if isinstance(received_ns, int):
+        return np.full(n, received_ns, dtype=np.uint64)
+    if len(received_ns) != n:
+        raise ValueError(f"{len(received_ns)} arrival times for {n} rows")
+    return np.asarray(received_ns, dtype=np.uint64)
+
+
+def _new_rows(keys: list[Identity], stored: set[Identity]) -> list[int] | None:
+    """The positions of the rows to insert (each identity once, none already stored), or None
+    when that is every row (the common case, checked without a loop in Python)."""
+    if not stored and len(set(keys)) == len(keys):
+        return None
+    keep: list[int] = []
+    have = set(stored)
+    for i, key in enumerate(keys):
+        if key not in have:
+            have.add(key)  # a page never repeats a row, but if it did, store it once
+            keep.append(i)
+    return keep
 
 
 def _ms(value: int) -> dt.datetime:
@@ -134,66 +249,56 @@ class HistoryStore:
         symbol: str,
         ev: str,
         rows: Sequence[AggBar | RestTrade | RestQuote],
-        received_ns: int,
+        received_ns: int | Sequence[int],
         span_ms: int = 0,
     ) -> int:
-        """Insert the REST rows (one symbol, one kind) not stored yet; returns how many went in."""
+        """Insert the REST rows (one symbol, one kind) not stored yet; returns how many went in.
+        `received_ns` is when they arrived: one time for all, or one per row.
+
+        The columns are built before the client is taken, so other threads' pages are built while
+        ClickHouse inserts (chDB runs without the GIL)."""
         if not rows:
             return 0
         kind = EVENT_TABLES[table]
-        times = [kind.time_ms(row) for row in rows]
-        lo, hi = min(times), max(times)
+        batch = _batch(kind, symbol, ev, rows, received_ns, span_ms)
         with self.lock:
             began = time.monotonic()
             try:
-                return self._store_events(kind, symbol, ev, rows, received_ns, span_ms, lo, hi)
+                return self._store_events(kind, symbol, ev, batch)
             finally:
                 self.busy_s += time.monotonic() - began
 
-    def _store_events(
-        self,
-        kind: EventTable,
-        symbol: str,
-        ev: str,
-        rows: Sequence[Any],
-        received_ns: int,
-        span_ms: int,
-        lo: int,
-        hi: int,
-    ) -> int:
-        stored = self._identities(kind, symbol, ev, lo, hi)
-        have = set(stored)
-        new: list[Any] = []
-        for row in rows:
-            key = kind.identity(row)
-            if key not in have:
-                have.add(key)  # a page never repeats a row, but if it did, store it once
-                new.append(row)
-        if not new:
+    def _store_events(self, kind: EventTable, symbol: str, ev: str, batch: _Batch) -> int:
+        stored = self._identities(kind, symbol, ev, batch.lo, batch.hi)
+        keep = _new_rows(batch.keys, set(stored))
+        if keep is None:  # nothing of it stored yet and no row twice in the page: all of it
+            new_rows, table, new_keys = batch.rows, batch.table, batch.keys
+        elif not keep:
             return 0
-        data = encode_rows(new).decode()
-        token = self._token(kind, symbol, ev, data)
-        values = {"symbol": _literal(symbol), "ev": _literal(ev), "span_ms": int(span_ms)}
-        values["received_ns"] = int(received_ns)
-        self._insert(kind, values, data, token)
+        else:
+            new_rows = [batch.rows[i] for i in keep]
+            table = batch.table.take(pa.array(keep, pa.int64()))
+            new_keys = [batch.keys[i] for i in keep]
+        token = self._token(kind, symbol, ev, new_rows)
+        self._insert(kind, table, token)
         for attempt in range(1, MAX_REINSERTS + 2):
-            if self._count(kind, symbol, ev, lo, hi) >= len(stored) + len(new):
-                return len(new)
+            if self._count(kind, symbol, ev, batch.lo, batch.hi) >= len(stored) + len(new_keys):
+                return len(new_keys)
             if attempt > MAX_REINSERTS:
                 break
-            present = set(self._identities(kind, symbol, ev, lo, hi))
-            missing = [row for row in new if kind.identity(row) not in present]
+            present = set(self._identities(kind, symbol, ev, batch.lo, batch.hi))
+            missing = [i for i, key in enumerate(new_keys) if key not in present]
             log.warning(
                 "rows missing after insert; inserting them again",
                 extra={"fields": {"table": kind.table, "symbol": symbol, "missing": len(missing)}},
             )
-            self._insert(kind, values, encode_rows(missing).decode(), f"{token}:again{attempt}")
+            self._insert(kind, table.take(pa.array(missing, pa.int64())), f"{token}:again{attempt}")
             self.reinserted += len(missing)
         raise RuntimeError(f"{kind.table} {symbol}: rows still missing after {MAX_REINSERTS} inserts")
 
-    def _token(self, kind: EventTable, symbol: str, ev: str, data: str) -> str:
+    def _token(self, kind: EventTable, symbol: str, ev: str, rows: Sequence[Any]) -> str:
         """A hash of what is inserted: the same rows give the same token, whatever the run."""
-        digest = hashlib.sha256(f"{kind.table}|{symbol}|{ev}|".encode() + data.encode()).hexdigest()
+        digest = hashlib.sha256(f"{kind.table}|{symbol}|{ev}|".encode() + encode_rows(rows)).hexdigest()
         return f"backfill:{kind.table}:{symbol}:{ev}:{digest[:32]}"
 
     def _where(self, kind: EventTable) -> str:
@@ -213,21 +318,11 @@ class HistoryStore:
         result = self.client.query(sql, parameters={"symbol": symbol, "ev": ev, "lo": lo, "hi": hi})
         return int(result.result_rows[0][0])
 
-    def _insert(self, kind: EventTable, values: dict[str, Any], data: str, token: str) -> None:
-        """INSERT ... SELECT FROM format(JSONEachRow, ...): ClickHouse parses the JSON lines and maps
-        the columns (the same statement over HTTP and in chDB; the data rides in the query text as
-        a heredoc literal, so `max_query_size` is raised for it; the token is inline, so that is
-        the only per-call setting)."""
-        tag = "tp"
-        while f"${tag}$" in data:
-            tag += "x"
-        sql = (
-            f"INSERT INTO `{self.db}`.{kind.table} ({kind.columns}) "  # noqa: S608
-            f"SETTINGS insert_deduplication_token = {_literal(token)} "
-            f"SELECT {kind.select.format(**values)} "
-            f"FROM format(JSONEachRow, '{kind.input}', ${tag}${data}${tag}$)"
-        )
-        self.client.command(sql, settings={"max_query_size": len(sql) + 1024})
+    def _insert(self, kind: EventTable, table: Any, token: str) -> None:
+        """One Arrow insert (the same call over HTTP and into chDB, where clickhouse-connect hands
+        ClickHouse a file: settings ride in the statement, no per-call SET round trips)."""
+        settings = {**INSERT_SETTINGS, "insert_deduplication_token": token}
+        self.client.insert_arrow(f"`{self.db}`.{kind.table}", table, settings=settings)
         self.inserts += 1
 
     # --- reference data and daily bars -------------------------------------------------------

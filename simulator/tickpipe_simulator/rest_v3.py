@@ -117,10 +117,7 @@ def ticks(
         order, limit, after = _order(request, "desc"), _limit(request, TICK_LIMIT), None
     fetch = history.trades if kind == "trades" else history.quotes
     if order == "asc":
-        start = lo if after is None else max(lo, after[0])
-        rows: Iterable[dict[str, Any]] = fetch(ticker, start, hi)
-        if after is not None:
-            rows = (r for r in rows if (r["sip_timestamp"], r["sequence_number"]) > after)
+        rows: Iterable[dict[str, Any]] = fetch(ticker, lo, hi, after)
     else:
         end = hi if after is None else min(hi, after[0])
         rows = reversed(list(fetch(ticker, lo, end)))
