@@ -43,7 +43,7 @@ _SERVICES: tuple[Area, ...] = (
         "tickpipe_history.cli",
         ("backfill", "repair", "daily"),
         "history",
-        ("boto3", "clickhouse_connect", "msgspec", "polygon", "tqdm"),
+        ("boto3", "clickhouse_connect", "msgspec", "numpy", "polygon", "pyarrow", "tqdm"),
     ),
 )
 # The live console: aiohttp serves it; it reads ClickHouse through the query path (clickhouse_connect).
