@@ -1,19 +1,31 @@
-"""Chaos: kill -9 every service repeatedly, restart the broker, break the websocket, fail ClickHouse
-writes for a while — then prove nothing was lost after Kafka and nothing was written twice.
+"""Chaos: kill -9 every service (the gap repair included) repeatedly, restart the broker, break the
+websocket, fail ClickHouse writes for a while — then prove ClickHouse holds every event of the
+simulated session, nothing twice: what the websocket lost in the gaps was restored from REST.
 
 Size: `CHAOS_SIZE=ci` (default; a reduced run that fits the CI budget) or `CHAOS_SIZE=full` (a
 1M-event session, 10 kills per service, a 30 s ClickHouse outage). The run's figures are printed
 as JSON and written to `$CHAOS_REPORT` when set (docs/reliability.md quotes the last full run).
 
 What is checked:
+- ClickHouse holds every event of the simulator's ground truth for the subscribed channels, from
+  the first session's first second to the session's end, exactly once: the events the websocket
+  never delivered (between sessions, and those a killed producer had read but not delivered) came
+  back through `tickpipe repair` from REST. Events REST cannot serve (a subscribed channel it has
+  no endpoint for; none in this subscription set) and events after the last session would be
+  counted apart, by name; the run fails if anything else is missing;
 - every event the simulator wrote to a websocket session that ended by itself (1011 close,
-  max_connections eviction, the end of the run) is in RAW_TOPIC exactly once; events of sessions
-  cut by kill -9 of the producer may be missing (read but not yet delivered; Polygon cannot replay),
-  and they are counted;
-- RAW_TOPIC holds nothing the simulator did not send, and nothing twice;
+  max_connections eviction, the end of the run) is in RAW_TOPIC from the websocket itself;
+- RAW_TOPIC (read_committed: a killed repair's aborted transaction does not count) holds nothing
+  outside the ground truth, and nothing twice;
 - FILTERED_TOPIC (read_committed) equals RAW_TOPIC event for event (the rules keep everything);
 - ClickHouse equals FILTERED_TOPIC row for row; rollup volumes equal the raw sums;
-- the producer reported a websocket gap for every session after the first.
+- the producer reported a websocket gap for every session after the first, and `feed_gaps` (the
+  sink writes it from the repair's gap states) shows each gap repaired, its rows restored adding
+  up to the events marked `tp.source=rest` in RAW_TOPIC.
+
+Producer kills are scheduled to end 8 s before the session does, so the producer is back (and the
+last gap closed and published) before the feed ends: a gap still open when the feed stops has no
+end, and is published only when a feed comes back.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.chaos.pipeline import Pipeline, service_env
@@ -36,21 +49,26 @@ from tests.chaos.verify import (
     normalized_key,
     query_rows,
     raw_key,
+    read_records,
     read_topic,
     sent_per_connection,
+    session_truth,
 )
 from tests.conftest import S3Handle
 from tests.support import wait_for
+from tickpipe import contract
 from tickpipe.contract import dlq_topic
 from tickpipe.kafka import ensure_topics
 from tickpipe_clickhouse.sink.faults import CLICKHOUSE_DOWN
 from tickpipe_demo.monitor import KafkaWatcher
+from tickpipe_history.repair_events import CHANNEL_DATASET
 from tickpipe_local.kafka_broker import KafkaBroker
 from tickpipe_simulator.testing import SimulatorProcess
 
 pytestmark = pytest.mark.integration
 
-SUBSCRIPTIONS = "channel,symbol\nA,*\nAM,*\nT,*\nQ,*\n"
+TOPICS = ["A.*", "AM.*", "T.*", "Q.*"]
+SUBSCRIPTIONS = "channel,symbol\n" + "".join(t.replace(".", ",") + "\n" for t in TOPICS)
 CLICKHOUSE_FAULT = CLICKHOUSE_DOWN
 
 
@@ -81,8 +99,8 @@ def _schedule(size: ChaosSize, rng: random.Random) -> list[tuple[float, str]]:
     """(seconds after the session starts, action), spread over the session, the outage in the middle."""
     span = size.session_seconds - 2
     actions = [
-        (rng.uniform(1, span), f"kill:{name}")
-        for name in ("producer", "processor", "sink")
+        (rng.uniform(1, span if name != "producer" else size.session_seconds - 8), f"kill:{name}")
+        for name in ("producer", "processor", "sink", "repair")
         for _ in range(size.kills_per_service)
     ]
     actions += [
@@ -132,6 +150,7 @@ def test_chaos_nothing_lost_after_kafka_and_nothing_twice(
                 filtered=filtered,
                 feed=sim.feed,
                 api_key=sim.api_key,
+                rest_url=sim.base_url,
                 subscriptions=f"s3://{bucket}/subs.csv",
                 clickhouse_dsn=f"chdb://{tmp_path / 'chdb'}",
                 fault_dir=fault_dir,
@@ -147,7 +166,7 @@ def test_chaos_nothing_lost_after_kafka_and_nothing_twice(
                 "the simulated session to end",
                 size.session_seconds + 120,
             )
-            _settle(pipeline, broker.bootstrap, raw, filtered)
+            _settle(pipeline, broker.bootstrap, raw, filtered, env)
             report["exit_codes"] = pipeline.stop_all()
             stats = sim.stats()
         report["actions"] = Counter(a.what + (":" + a.target if a.target else "") for a in pipeline.actions)
@@ -197,19 +216,25 @@ def _run_schedule(
         time.sleep(0.1)  # the driver's tick: it paces actions, it does not wait for a result
 
 
-def _settle(pipeline: Pipeline, bootstrap: str, raw: str, filtered: str, timeout: float = 180.0) -> None:
-    """Wait until the processor and the sink have consumed everything (supervising meanwhile)."""
+def _settle(
+    pipeline: Pipeline, bootstrap: str, raw: str, filtered: str, env: dict[str, str], timeout: float = 240.0
+) -> None:
+    """Wait until the repair has committed every gap, then the processor and the sink have consumed
+    everything (supervising meanwhile). RAW_TOPIC and FILTERED_TOPIC hold transactions, whose commit
+    markers count in the end offsets: what is left there is counted by reading (unread)."""
     watcher = KafkaWatcher(bootstrap)
     try:
 
         def drained() -> bool:
             pipeline.supervise()
             return (
-                watcher.lag("tickpipe-processor", [raw]) == 0
+                watcher.lag("tickpipe-repair", [env["FEED_GAPS_TOPIC"]]) == 0
+                and watcher.unread("tickpipe-processor", raw) == 0
                 and watcher.unread("tickpipe-sink", filtered) == 0
+                and watcher.unread("tickpipe-sink", env["GAP_STATES_TOPIC"]) == 0
             )
 
-        wait_for(drained, "the processor and the sink to catch up", timeout, interval=0.5)
+        wait_for(drained, "the repair, the processor and the sink to catch up", timeout, interval=0.5)
     finally:
         watcher.close()
 
@@ -219,13 +244,18 @@ def _verify(
 ) -> dict[str, Any]:
     kills = [a.at for a in pipeline.actions if a.what == "kill" and a.target == "producer"]
     sent = sent_per_connection(stats)
-    raw_keys = Counter(raw_key(event) for event in decode(read_topic(bootstrap, raw, read_committed=False)))
+    records = read_records(bootstrap, raw)  # read_committed: an aborted repair does not count
+    raw_keys = Counter(raw_key(event) for event in decode([value for value, _ in records]))
     assert max(raw_keys.values(), default=1) == 1, "an event is in RAW_TOPIC twice"
+    from_rest = Counter(
+        raw_key(orjson.loads(value)) for value, headers in records if headers.get(contract.SOURCE) == b"rest"
+    )
+    live_keys = raw_keys - from_rest
     lost_in_kills = 0
     sessions: list[dict[str, Any]] = []
     for conn in stats["connections"]:
         keys = sent.get(conn["id"], [])
-        missing = [key for key in keys if key not in raw_keys]
+        missing = [key for key in keys if key not in live_keys]
         cut_by_kill = any(
             conn["connected_at"] - 1 <= at <= (conn["disconnected_at"] or time.time()) + 1 for at in kills
         )
@@ -233,7 +263,7 @@ def _verify(
             {
                 "id": conn["id"],
                 "sent": len(keys),
-                "missing": len(missing),
+                "missing_from_the_websocket": len(missing),
                 "cut_by_kill": cut_by_kill,
                 "close": conn["close_code"],
                 "seconds": round((conn["disconnected_at"] or time.time()) - conn["connected_at"], 1),
@@ -245,8 +275,13 @@ def _verify(
             assert not missing, (
                 f"session {conn['id']} (closed {conn['close_code']}) lost {len(missing)} events"
             )
-    everything_sent = {key for keys in sent.values() for key in keys}
-    assert set(raw_keys) <= everything_sent, "RAW_TOPIC holds events the simulator never sent"
+
+    # The ground truth: every event of the subscribed channels over the whole session.
+    truth = session_truth(stats, TOPICS)
+    assert set(raw_keys) <= set(truth), "RAW_TOPIC holds events the simulator never generated"
+    last_sent_ms = max(
+        (c["last_event_ms"] for c in stats["connections"] if c["events_sent_total"]), default=0
+    )
 
     assert not read_topic(bootstrap, dlq_topic(raw)), "the processor dead-lettered valid input"
     filtered_keys = Counter(normalized_key(r) for r in decode(read_topic(bootstrap, filtered)))
@@ -263,6 +298,18 @@ def _verify(
     assert not extra_rows, (
         f"{len(extra_rows)} rows in ClickHouse not in FILTERED_TOPIC, e.g. {sorted(extra_rows)[:3]}"
     )
+    # ClickHouse against the ground truth: what is missing is accounted by cause, never hidden.
+    absent = set(truth) - set(stored)
+    not_repairable = {k for k in absent if k[0] not in CHANNEL_DATASET}
+    after_last_session = {k for k in absent - not_repairable if truth[k] > last_sent_ms + 1000}
+    lost = absent - not_repairable - after_last_session
+    assert not lost, (
+        f"{len(lost)} of {len(truth)} events of the session are not in ClickHouse although REST serves "
+        f"them, e.g. {sorted(lost, key=lambda k: truth[k])[:3]} (times {sorted(truth[k] for k in lost)[:3]})"
+    )
+    assert not after_last_session, (
+        f"{len(after_last_session)} events after the last websocket session (no gap end was seen)"
+    )
     volumes = query_rows(
         env,
         "SELECT (SELECT sum(volume) FROM aggregates WHERE ev = 'A') AS raw, "
@@ -274,13 +321,28 @@ def _verify(
     with_data = sum(1 for c in stats["connections"] if c["events_sent_total"])
     gaps = sum(f.read_text().count('"websocket gap') for f in pipeline.log_files("producer"))
     assert gaps >= with_data - 1, f"{with_data} sessions but only {gaps} gaps reported"
+    published = {orjson.loads(v)["gap_id"] for v in read_topic(bootstrap, env["FEED_GAPS_TOPIC"])}
+    feed_gaps = query_rows(env, "SELECT gap_id, state, rows_restored FROM feed_gaps FINAL")
+    assert {r["gap_id"] for r in feed_gaps} == published, "feed_gaps differs from the gaps published"
+    assert {r["state"] for r in feed_gaps} <= {"repaired"}, feed_gaps
+    restored = sum(int(r["rows_restored"]) for r in feed_gaps)
+    assert restored == sum(from_rest.values()), (restored, sum(from_rest.values()))
     return {
         "simulator_sent": stats["totals"]["events_sent_total"],
+        "ground_truth_events": len(truth),
         "sessions": sessions,
         "raw": sum(raw_keys.values()),
-        "lost_in_producer_kills": lost_in_kills,
+        "raw_from_the_websocket": sum(live_keys.values()),
+        "lost_by_the_websocket_in_producer_kills": lost_in_kills,
+        "missed_by_the_websocket": len(set(truth) - set(live_keys)),
+        "restored_from_rest": sum(from_rest.values()),
+        "gaps_published": len(published),
+        "gaps_repaired": len(feed_gaps),
+        "not_repairable": len(not_repairable),
+        "after_last_session": len(after_last_session),
         "filtered": sum(filtered_keys.values()),
         "clickhouse_rows": sum(stored.values()),
+        "missing_from_clickhouse": len(absent),
         "gaps_reported": gaps,
         "rollup_volume": volumes,
     }
