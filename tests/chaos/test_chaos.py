@@ -23,9 +23,11 @@ What is checked:
   sink writes it from the repair's gap states) shows each gap repaired, its rows restored adding
   up to the events marked `tp.source=rest` in RAW_TOPIC.
 
-Producer kills are scheduled to end 8 s before the session does, so the producer is back (and the
-last gap closed and published) before the feed ends: a gap still open when the feed stops has no
-end, and is published only when a feed comes back.
+Producer kills are scheduled to end 8 s before the session does, so that the producer is usually
+back before the feed ends; when it is not (a slow restart on a loaded machine), the simulator still
+accepts the connection after its session, so the last gap is closed and published (and repaired)
+then. A minute bar whose minute was still running at the session's end was never sent on the
+websocket; REST serves it, and a gap ending after the session restores it: those are counted apart.
 """
 
 from __future__ import annotations
@@ -278,7 +280,18 @@ def _verify(
 
     # The ground truth: every event of the subscribed channels over the whole session.
     truth = session_truth(stats, TOPICS)
-    assert set(raw_keys) <= set(truth), "RAW_TOPIC holds events the simulator never generated"
+    # A minute bar is sent when its minute ends; the minute running when the session ended never
+    # ended on the websocket, but REST serves it (a gap ending after the session's end restores it,
+    # as it would restore the bar Polygon sends at the minute's close): counted apart, by name.
+    spec = stats["session"]
+    session_end_ms = int(spec["start_ms"]) + 1000 * int(spec["session_seconds"])
+    beyond = set(raw_keys) - set(truth)
+    past_the_end = {k for k in beyond if k in from_rest and k[0] == "AM" and k[2] + 60_000 > session_end_ms}
+    assert beyond == past_the_end, (
+        f"RAW_TOPIC holds {len(beyond - past_the_end)} events the simulator never generated, "
+        f"e.g. {sorted(beyond - past_the_end)[:3]}"
+    )
+    truth |= dict.fromkeys(past_the_end, 0)  # stored once, like every other event
     last_sent_ms = max(
         (c["last_event_ms"] for c in stats["connections"] if c["events_sent_total"]), default=0
     )
@@ -305,7 +318,8 @@ def _verify(
     lost = absent - not_repairable - after_last_session
     assert not lost, (
         f"{len(lost)} of {len(truth)} events of the session are not in ClickHouse although REST serves "
-        f"them, e.g. {sorted(lost, key=lambda k: truth[k])[:3]} (times {sorted(truth[k] for k in lost)[:3]})"
+        f"them: by kind {dict(Counter(k[0] for k in lost))}, times {min(truth[k] for k in lost)}-"
+        f"{max(truth[k] for k in lost)}, per second {sorted(Counter(truth[k] // 1000 for k in lost).items())}"
     )
     assert not after_last_session, (
         f"{len(after_last_session)} events after the last websocket session (no gap end was seen)"
@@ -339,6 +353,7 @@ def _verify(
         "gaps_published": len(published),
         "gaps_repaired": len(feed_gaps),
         "not_repairable": len(not_repairable),
+        "rest_minute_bars_past_the_session_end": len(past_the_end),
         "after_last_session": len(after_last_session),
         "filtered": sum(filtered_keys.values()),
         "clickhouse_rows": sum(stored.values()),

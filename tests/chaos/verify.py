@@ -74,7 +74,9 @@ def read_records(
                         continue
                     raise AssertionError(f"reading {topic}: {error}")
                 at_end.discard(message.partition() or 0)
-                headers = {k: v for k, v in message.headers() or [] if isinstance(v, bytes)}
+                given = message.headers() or []
+                pairs = given.items() if isinstance(given, dict) else given
+                headers = {k: v for k, v in pairs if isinstance(v, bytes)}
                 values.append((message.value() or b"", headers))
         return values
     finally:
