@@ -72,6 +72,7 @@ pytestmark = pytest.mark.integration
 TOPICS = ["A.*", "AM.*", "T.*", "Q.*"]
 SUBSCRIPTIONS = "channel,symbol\n" + "".join(t.replace(".", ",") + "\n" for t in TOPICS)
 CLICKHOUSE_FAULT = CLICKHOUSE_DOWN
+BROKER_START_SECONDS = 180  # a deadline, not a wait: a JVM start on a shared 2-core machine can take minutes
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ def test_chaos_nothing_lost_after_kafka_and_nothing_twice(
 ) -> None:
     size = ChaosSize.from_env()
     rng = random.Random(20261123)
-    broker = KafkaBroker(tmp_path / "kafka").start()
+    broker = KafkaBroker(tmp_path / "kafka").start(BROKER_START_SECONDS)
     raw, filtered = "chaos-raw", "chaos-filtered"
     ensure_topics(
         {"bootstrap.servers": broker.bootstrap}, [raw, filtered, dlq_topic(raw), dlq_topic(filtered)]
@@ -199,7 +200,7 @@ def _run_schedule(
                 pipeline.kill(action.split(":", 1)[1])
             elif action == "broker_restart":
                 pipeline.note("broker_restart")
-                broker.restart()
+                broker.restart(BROKER_START_SECONDS)
             elif action == "ws_1011":
                 pipeline.note("ws_1011")
                 sim.fault(action="close", code=1011)
