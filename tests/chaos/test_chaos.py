@@ -115,6 +115,7 @@ def _schedule(size: ChaosSize, rng: random.Random) -> list[tuple[float, str]]:
     return sorted(actions)
 
 
+@pytest.mark.timeout(900)  # the session, the repair of its gaps and a full recount; a few minutes
 def test_chaos_nothing_lost_after_kafka_and_nothing_twice(
     tmp_path: Path, s3: S3Handle, bucket: str, request: pytest.FixtureRequest
 ) -> None:
@@ -245,7 +246,13 @@ def _settle(
 def _verify(
     pipeline: Pipeline, stats: dict[str, Any], bootstrap: str, raw: str, filtered: str, env: dict[str, str]
 ) -> dict[str, Any]:
+    # A producer that was killed, or exited on its own (a delivery timeout while the broker was
+    # down is fatal by design), loses what it had read and not delivered: its next one reports the
+    # gap and the repair restores those events from REST.
     kills = [a.at for a in pipeline.actions if a.what == "kill" and a.target == "producer"]
+    kills += [
+        a.at - 4 for a in pipeline.actions if a.what == "restart_after_exit" and a.target == "producer"
+    ]  # the supervisor notices an exit up to a few seconds late on a loaded machine
     sent = sent_per_connection(stats)
     records = read_records(bootstrap, raw)  # read_committed: an aborted repair does not count
     raw_keys = Counter(raw_key(event) for event in decode([value for value, _ in records]))
@@ -272,7 +279,7 @@ def _verify(
                 "seconds": round((conn["disconnected_at"] or time.time()) - conn["connected_at"], 1),
             }
         )
-        if cut_by_kill:
+        if cut_by_kill:  # by a kill or an exit
             lost_in_kills += len(missing)
         else:
             assert not missing, (
