@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -61,8 +62,9 @@ from tests.support import wait_for
 from tickpipe import contract
 from tickpipe.contract import dlq_topic
 from tickpipe.kafka import ensure_topics
+from tickpipe.process import free_port
 from tickpipe_clickhouse.sink.faults import CLICKHOUSE_DOWN
-from tickpipe_demo.monitor import KafkaWatcher
+from tickpipe_demo.monitor import KafkaWatcher, scrape
 from tickpipe_history.repair_events import CHANNEL_DATASET
 from tickpipe_local.kafka_broker import KafkaBroker
 from tickpipe_simulator.testing import SimulatorProcess
@@ -129,6 +131,7 @@ def test_chaos_nothing_lost_after_kafka_and_nothing_twice(
     s3.client().put_object(Bucket=bucket, Key="subs.csv", Body=SUBSCRIPTIONS.encode())
     fault_dir = tmp_path / "faults"
     fault_dir.mkdir()
+    port, api_key = free_port(), "chaos-" + secrets.token_hex(6)
     sim_args = [
         "--seed",
         "5",
@@ -137,32 +140,48 @@ def test_chaos_nothing_lost_after_kafka_and_nothing_twice(
         "--rate",
         str(size.rate),
         "--session-seconds",
-        str(size.session_seconds),
-        "--wait-for-subscriber",
+        str(size.session_seconds + 4),  # + the producer's first reconnect
+        "--port",
+        str(port),
     ]
     report: dict[str, Any] = {"size": size.__dict__}
     try:
-        with SimulatorProcess(tmp_path, *sim_args) as sim:
-            env = service_env(
-                {
-                    **s3.env(),
-                    "HOME": os.environ.get("HOME", str(tmp_path)),
-                    "TICKPIPE_HOME": str(tmp_path / "home"),
-                },
-                bootstrap=broker.bootstrap,
-                raw=raw,
-                filtered=filtered,
-                feed=sim.feed,
-                api_key=sim.api_key,
-                rest_url=sim.base_url,
-                subscriptions=f"s3://{bucket}/subs.csv",
-                clickhouse_dsn=f"chdb://{tmp_path / 'chdb'}",
-                fault_dir=fault_dir,
-            )
-            pipeline = Pipeline(tmp_path, env)
-            request.addfinalizer(pipeline.kill_all)  # also when an assertion below fails
-            pipeline.start_all()
-            wait_for(lambda: sim.stats()["feed"]["started"], "the producer to subscribe", 90)
+        # The services start first and the simulator's clock at its launch, so its event times are
+        # the wall clock, as Polygon's are: the repair's windows are wall-clock times. (With the
+        # clock started on the first subscription, the events would be as old as the services'
+        # start-up, and each gap's window would miss that much of it.)
+        env = service_env(
+            {
+                **s3.env(),
+                "HOME": os.environ.get("HOME", str(tmp_path)),
+                "TICKPIPE_HOME": str(tmp_path / "home"),
+            },
+            bootstrap=broker.bootstrap,
+            raw=raw,
+            filtered=filtered,
+            feed=f"127.0.0.1:{port}",
+            api_key=api_key,
+            rest_url=f"http://127.0.0.1:{port}",
+            subscriptions=f"s3://{bucket}/subs.csv",
+            clickhouse_dsn=f"chdb://{tmp_path / 'chdb'}",
+            fault_dir=fault_dir,
+        )
+        pipeline = Pipeline(tmp_path, env)
+        request.addfinalizer(pipeline.kill_all)  # also when an assertion below fails
+        pipeline.start_all()
+
+        def serving() -> bool:
+            pipeline.supervise()
+            return all(scrape(pipeline.services[n].metrics_url) for n in ("sink", "processor", "repair"))
+
+        wait_for(serving, "the sink, the processor and the repair to start", 240, interval=0.5)
+        with SimulatorProcess(tmp_path, *sim_args, api_key=api_key) as sim:
+
+            def receiving() -> bool:
+                pipeline.supervise()
+                return any(c["events_sent_total"] for c in sim.stats()["connections"])
+
+            wait_for(receiving, "the producer to receive events", 120, interval=0.2)
             started = time.monotonic()
             _run_schedule(pipeline, sim, broker, fault_dir, _schedule(size, rng), started, size)
             wait_for(
