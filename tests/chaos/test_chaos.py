@@ -7,9 +7,9 @@ Size: `CHAOS_SIZE=ci` (default; a reduced run that fits the CI budget) or `CHAOS
 as JSON and written to `$CHAOS_REPORT` when set (docs/reliability.md quotes the last full run).
 
 What is checked:
-- ClickHouse holds every event of the simulator's ground truth for the subscribed channels, from
-  the first session's first second to the session's end, exactly once: the events the websocket
-  never delivered (between sessions, and those a killed producer had read but not delivered) came
+- ClickHouse holds every event of the simulator's ground truth for the subscribed channels over
+  the whole session, exactly once: the events the websocket never delivered (before the producer
+  could connect, between sessions, and those a killed producer had read but not delivered) came
   back through `tickpipe repair` from REST. Events REST cannot serve (a subscribed channel it has
   no endpoint for; none in this subscription set) and events after the last session would be
   counted apart, by name; the run fails if anything else is missing;

@@ -136,16 +136,12 @@ def sent_per_connection(stats: dict[str, Any]) -> dict[int, list[Key]]:
 
 
 def session_truth(stats: dict[str, Any], topics: list[str]) -> dict[Key, int]:
-    """Every event of the session that `topics` select, from the first connection's first second to
-    the session's end (the seconds between connections included: REST serves them), by key, with
-    its time (ms: a bar's start, else its timestamp)."""
+    """Every event of the whole session that `topics` select (the seconds before the first connection
+    and between connections included: the producer reported them as gaps, REST serves them), by
+    key, with its time (ms: a bar's start, else its timestamp)."""
     spec = spec_from_stats(stats)
-    connections = [c for c in stats["connections"] if c["events_sent_total"]]
-    if not connections:
-        return {}
-    first = min(c["first_second_ms"] for c in connections)
     truth: dict[Key, int] = {}
-    for event in session_events(spec, first, None, topics=topics):
+    for event in session_events(spec, None, None, topics=topics):
         key = raw_key(event)
         assert key not in truth, f"the simulator's ground truth repeats {key}"
         truth[key] = int(event["s"] if key[0] in AGGREGATES else event["t"])
