@@ -330,7 +330,7 @@ def _final_summary(
         }
     summary["clickhouse_rows"] = table_counts(env["CLICKHOUSE_DSN"])
     summary["gaps"] = {
-        "found": final.gaps if final is not None else None,
+        "found": int(final.gaps) if final is not None else None,
         **gap_counts(env["CLICKHOUSE_DSN"]),
     }
     return summary
