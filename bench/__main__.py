@@ -34,6 +34,7 @@ SCENARIOS: dict[str, str] = {
     "image-deps": "bench.image_deps",  # the images' Python environment, installed from the lock
     "cdk-synth": "bench.cdk_synth",  # offline synthesis of the CDK app
     "history": "bench.history",  # REST backfill and flat-file loads into chDB
+    "repair": "bench.repair",  # a 60 s websocket gap filled from REST: latency after the producer is back
 }
 
 

@@ -16,6 +16,7 @@ from typing import Literal
 RAW_TOPIC = "polygon_stream_aggregates"
 FILTERED_TOPIC = "custom_filtered_stock_data_topic"
 FEED_GAPS_TOPIC = "tickpipe_feed_gaps"  # the producer's gaps, repaired by `tickpipe repair`
+GAP_STATES_TOPIC = "tickpipe_feed_gap_states"  # each gap's state, by `tickpipe repair`, for the sink
 DLQ_SUFFIX = ".dlq"
 
 
@@ -98,6 +99,14 @@ FIELDS: dict[Family, tuple[str, ...]] = {
     ),
     "book": ("ev", "symbol", "ts_ms", "exchange", "bids", "asks", "received_ns"),
 }  # fmt: skip
+
+# GAP_STATES_TOPIC: one JSON object per state change of a gap (`tickpipe repair` writes them, the
+# sink stores them in `feed_gaps`, clickhouse/migrations/011_feed_gaps.sql); times are
+# `YYYY-MM-DD hh:mm:ss.fff` UTC, `version` orders a gap's states (the newest wins).
+GAP_STATE_TABLE = "feed_gaps"
+GAP_STATE_FIELDS = (
+    "gap_id", "feed", "gap_from", "gap_to", "topics", "why", "state", "rows_restored", "updated", "version",
+)  # fmt: skip
 
 # The raw ClickHouse table each family lands in (clickhouse/migrations/001_raw_tables.sql, 004_books.sql).
 TABLE_OF_FAMILY: dict[Family, str] = {

@@ -30,6 +30,9 @@ class Snapshot:
     raw_lag: int | None = None
     filtered_lag: int | None = None
     reconnects: float = 0.0
+    gaps: float = 0.0  # producer: websocket gaps found (published to FEED_GAPS_TOPIC)
+    gaps_repaired: int = 0  # repair: gaps filled from REST
+    rows_restored: int = 0  # repair: events restored into RAW_TOPIC
 
 
 def snapshot(producer: Samples, processor: Samples, sink: Samples) -> Snapshot:
@@ -39,6 +42,7 @@ def snapshot(producer: Samples, processor: Samples, sink: Samples) -> Snapshot:
         received=total(producer, "tickpipe_producer_events_received_total"),
         produced=total(producer, "tickpipe_producer_events_produced_total"),
         reconnects=total(producer, "tickpipe_producer_reconnects_total"),
+        gaps=total(producer, "tickpipe_producer_gaps_total"),
         processed_in=total(processor, "tickpipe_processor_messages_in_total"),
         processed_out=total(processor, "tickpipe_processor_messages_out_total"),
         dlq=by_label(processor, "tickpipe_processor_dead_letters_total", "reason"),

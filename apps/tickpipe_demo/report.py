@@ -65,6 +65,16 @@ def table_counts(dsn: str) -> dict[str, int]:
     return {str(name): int(count) for name, count in client.query(_COUNT_SQL).result_rows}
 
 
+def gap_counts(dsn: str) -> dict[str, int]:
+    """feed_gaps (the sink writes it): gaps recorded, repaired, and rows restored (sink stopped)."""
+    from tickpipe_clickhouse.query.client import open_query_client
+
+    client = open_query_client(dsn, _database())
+    sql = "SELECT count(), countIf(state = 'repaired'), sum(rows_restored) FROM feed_gaps FINAL"
+    recorded, repaired, restored = client.query(sql).result_rows[0]
+    return {"recorded": int(recorded), "repaired": int(repaired), "rows_restored": int(restored)}
+
+
 _COUNT_SQL = """
 SELECT 'aggregates' AS t, count() FROM aggregates
 UNION ALL SELECT 'trades', count() FROM trades

@@ -1,11 +1,13 @@
-"""`tickpipe demo`: the local stack, migrations, then producer, processor and sink as separate
-processes exactly as in production, and the live web console (`tickpipe web`, its URL printed),
-with live progress, until Ctrl-C or `--duration`.
+"""`tickpipe demo`: the local stack, migrations, then producer, processor, sink and the gap repair
+(`tickpipe repair`) as separate processes exactly as in production, and the live web console
+(`tickpipe web`, its URL printed), with live progress, until Ctrl-C or `--duration`.
 
 Stopping is ordered so that nothing in flight is lost and the final counts agree stage by stage:
-the simulator stops emitting, the producer drains what it read, then the processor and the sink
-stop once their consumer lag is zero. The summary (`.tickpipe/demo-summary.json`) records every
-stage's count, and `tickpipe report` prints the analytics and draws the chart.
+the simulator stops emitting, the producer drains what it read, the repair stops once it has
+committed every gap the producer published, then the processor and the sink stop once they have
+read everything. The summary (`.tickpipe/demo-summary.json`) records every stage's count and the
+gaps (found by the producer, recorded and repaired in the `feed_gaps` table, which the sink
+writes, and the rows restored), and `tickpipe report` prints the analytics and draws the chart.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from tickpipe import contract
 from tickpipe.config import BaseServiceSettings, load_settings
 from tickpipe.kafka import ensure_topics
 from tickpipe.paths import home
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 PROCESSOR_GROUP = "tickpipe-processor"
 SINK_GROUP = "tickpipe-sink"
+REPAIR_GROUP = "tickpipe-repair"
+PIPELINE = ("producer", "processor", "sink")  # the stages the progress and the web console show
 
 
 @dataclass
@@ -72,7 +77,8 @@ def _run_services(options: DemoOptions, settings: dict[str, str]) -> int:
     logs = home() / "logs"
     services = {
         name: ServiceProcess(name, [name], env, logs / f"{name}.log", free_port())
-        for name in ("sink", "processor", "producer")  # consumers first: nothing waits on a rebalance later
+        # consumers first: nothing waits on a rebalance later
+        for name in ("sink", "processor", "repair", "producer")
     }
     stop = threading.Event()
     previous = {
@@ -103,6 +109,11 @@ def _run_services(options: DemoOptions, settings: dict[str, str]) -> int:
     summary = _final_summary(options, env, codes, final)
     summary_path().write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nstopped: {', '.join(f'{name} (exit {code})' for name, code in codes.items())}")
+    gaps = summary["gaps"]
+    print(
+        f"feed gaps: {gaps['found']} found by the producer, {gaps['recorded']} in feed_gaps, "
+        f"{gaps['repaired']} repaired, {gaps['rows_restored']} rows restored from REST"
+    )
     if options.report:
         from tickpipe_demo.report import print_report
 
@@ -117,7 +128,7 @@ def _web_console(env: dict[str, str], services: dict[str, ServiceProcess], logs:
         **env,
         "WEB_HOST": "127.0.0.1",
         "WEB_PORT": str(free_port()),
-        **{f"WEB_{name.upper()}_METRICS": service.metrics_url for name, service in services.items()},
+        **{f"WEB_{name.upper()}_METRICS": services[name].metrics_url for name in PIPELINE},
     }
     return ServiceProcess("web", ["web"], web_env, logs / "web.log", 0)
 
@@ -141,11 +152,16 @@ def _service_env(settings: dict[str, str], options: DemoOptions) -> dict[str, st
     env["SUBSCRIPTIONS_POLL_SECONDS"] = str(options.poll_seconds)
     env["PROCESSOR_GROUP_ID"] = PROCESSOR_GROUP
     env["SINK_GROUP_ID"] = SINK_GROUP
+    if not options.live:
+        # The simulator's REST API has each second as soon as its websocket sent it: the repair
+        # need not wait for REST to catch up (Polygon's REST trails the feed; REPAIR_* settings).
+        env.setdefault("REPAIR_REST_LAG_SECONDS", "0")
+        env.setdefault("REPAIR_REST_MAX_WAIT_SECONDS", "0")
     if options.live:
         # The user's own feed settings, never the local simulator's from .tickpipe/local.env.
         from tickpipe_cli.cli import user_environment
 
-        for key in ("POLYGON_API_KEY", "POLYGON_FEED", "POLYGON_SECURE"):
+        for key in ("POLYGON_API_KEY", "POLYGON_FEED", "POLYGON_SECURE", "POLYGON_REST_URL"):
             env.pop(key, None)
             if key in user_environment():
                 env[key] = os.environ[key]
@@ -222,7 +238,7 @@ def _watch(
         while not stop.wait(1.0):
             if deadline and time.monotonic() >= deadline:
                 break
-            crashed = [s for s in services.values() if not s.running()]
+            crashed = [s for s in services.values() if not s.running()]  # the repair too
             if crashed:
                 for service in crashed:
                     print(
@@ -230,9 +246,7 @@ def _watch(
                         file=sys.stderr,
                     )
                 break
-            now = snapshot(
-                *(scrape(services[name].metrics_url) for name in ("producer", "processor", "sink"))
-            )
+            now = snapshot(*(scrape(services[name].metrics_url) for name in PIPELINE))
             now.raw_lag = _safe(lambda: watcher.lag(PROCESSOR_GROUP, [env["RAW_TOPIC"]]))
             now.filtered_lag = _safe(lambda: watcher.lag(SINK_GROUP, [env["FILTERED_TOPIC"]]))
             if live is not None:
@@ -261,15 +275,27 @@ def _stop_in_order(
     codes["producer"] = services["producer"].stop(30)
     watcher = KafkaWatcher(env["KAFKA_BOOTSTRAP_SERVERS"])
     try:
-        wait_until(lambda: watcher.lag(PROCESSOR_GROUP, [env["RAW_TOPIC"]]) == 0, 60)
+        # Every gap the producer published is repaired (committed) before the repair stops.
+        gaps_topic = env.get("FEED_GAPS_TOPIC", contract.FEED_GAPS_TOPIC)
+        wait_until(lambda: watcher.lag(env.get("REPAIR_GROUP_ID", REPAIR_GROUP), [gaps_topic]) == 0, 90)
+        repair_final = scrape(services["repair"].metrics_url)
+        codes["repair"] = services["repair"].stop(30)
+        # RAW_TOPIC holds the repair's transactions: their commit markers count in the end offsets,
+        # so what the processor has left is counted by reading it (KafkaWatcher.unread).
+        wait_until(lambda: watcher.unread(PROCESSOR_GROUP, env["RAW_TOPIC"]) == 0, 60)
         processor_final = scrape(services["processor"].metrics_url)
         codes["processor"] = services["processor"].stop(30)
         wait_until(lambda: watcher.unread(SINK_GROUP, env["FILTERED_TOPIC"]) == 0, 60)
+        states = env.get("GAP_STATES_TOPIC", contract.GAP_STATES_TOPIC)
+        wait_until(lambda: watcher.unread(SINK_GROUP, states) == 0, 30)  # feed_gaps is complete
         sink_final = scrape(services["sink"].metrics_url)
         codes["sink"] = services["sink"].stop(30)
     finally:
         watcher.close()
-    return codes, snapshot(producer_final, processor_final, sink_final)
+    final = snapshot(producer_final, processor_final, sink_final)
+    final.gaps_repaired = int(total(repair_final, "tickpipe_repair_gaps_total"))
+    final.rows_restored = int(total(repair_final, "tickpipe_repair_events_total"))
+    return codes, final
 
 
 def _producer_caught_up(producer: ServiceProcess, env: dict[str, str]) -> bool:
@@ -284,7 +310,7 @@ def _producer_caught_up(producer: ServiceProcess, env: dict[str, str]) -> bool:
 def _final_summary(
     options: DemoOptions, env: dict[str, str], codes: dict[str, int | None], final: Snapshot | None
 ) -> dict[str, Any]:
-    from tickpipe_demo.report import table_counts
+    from tickpipe_demo.report import gap_counts, table_counts
 
     summary: dict[str, Any] = {"exit_codes": codes, "options": asdict(options)}
     if not options.live:
@@ -299,8 +325,14 @@ def _final_summary(
             "processor_filtered": sum(final.filtered.values()),
             "sink_rows": final.sunk,
             "sink_dlq": final.sink_dlq,
+            "repair_gaps_repaired": final.gaps_repaired,
+            "repair_rows_restored": final.rows_restored,
         }
     summary["clickhouse_rows"] = table_counts(env["CLICKHOUSE_DSN"])
+    summary["gaps"] = {
+        "found": int(final.gaps) if final is not None else None,
+        **gap_counts(env["CLICKHOUSE_DSN"]),
+    }
     return summary
 
 

@@ -179,6 +179,7 @@ def connection_settings(state: dict[str, dict[str, Any]]) -> dict[str, str]:
         settings.update(
             {
                 "POLYGON_FEED": f"127.0.0.1:{sim['port']}",
+                "POLYGON_REST_URL": f"http://127.0.0.1:{sim['port']}",  # its REST API, for backfill/repair
                 "POLYGON_SECURE": "false",
                 "POLYGON_API_KEY": str(sim["api_key"]),
             }

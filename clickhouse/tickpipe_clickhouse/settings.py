@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 
+from tickpipe import contract
 from tickpipe_clickhouse.connect import ClickHouseLocation
 from tickpipe_clickhouse.query.limits import (
     DEFAULT_MAX_EXECUTION_SECONDS,
@@ -78,6 +79,10 @@ class SinkSettings(ClickHouseSettings):
         None, description="rows ClickHouse rejects; default <FILTERED_TOPIC>.dlq"
     )
     sink_retry_max_seconds: float = Field(30.0, gt=0, description="longest back-off between write retries")
+    gap_states_topic: str = Field(
+        contract.GAP_STATES_TOPIC,
+        description="each feed gap's state from `tickpipe repair`, stored in feed_gaps; empty = not read",
+    )
     sink_chdb_wait_seconds: float = Field(
         60.0,
         ge=0,

@@ -14,8 +14,13 @@ For each record on FEED_GAPS_TOPIC (the producer publishes one per gap; gaps.py 
    RESTClient (next_url pages, 429/Retry-After) and turned into Polygon's websocket events;
 4. the events whose identity was not published live go to RAW_TOPIC with `tp.source=rest` (and
    `tp.received_ns`, `tp.feed`, `tp.gap_id`), in one Kafka transaction with the gap record's
-   offset: a gap is repaired exactly once, whatever restarts (an aborted transaction leaves no
-   event visible to the read_committed processor, and the gap is read again).
+   offset and the gap's `repaired` state: a gap is repaired exactly once, whatever restarts (an
+   aborted transaction leaves no event visible to the read_committed processor, and the gap is
+   read again).
+
+Each gap's state (`repairing` when it is read, `repaired` with the rows restored) goes to
+GAP_STATES_TOPIC, which the sink stores in the `feed_gaps` table like any other table, exactly
+once: no second writer opens ClickHouse (an embedded chDB folder admits one process).
 
 The processor and the sink then apply unchanged. A gap record that is not a gap (bad JSON) is
 logged and counted, and its offset committed.
@@ -74,6 +79,9 @@ class RepairSettings(BackfillSettings):
     )
     repair_rest_max_wait_seconds: float = Field(
         900.0, ge=0, description="then ask until REST has data past the gap, at most this long"
+    )
+    gap_states_topic: str = Field(
+        contract.GAP_STATES_TOPIC, min_length=1, description="each gap's state, for the sink's feed_gaps"
     )
     repair_symbols: str = Field(
         "", description="symbols for `*` subscriptions; empty = REST's active tickers"
@@ -206,31 +214,22 @@ class RepairMetrics:
         )
 
 
-class GapLog:
-    """The `feed_gaps` table (011_feed_gaps.sql): each gap's state and the rows restored."""
+def gap_state(gap: Gap, state: str, rows: int) -> bytes:
+    """A GAP_STATES_TOPIC record (contract.GAP_STATE_FIELDS): the sink stores it in `feed_gaps`."""
+    import datetime as dt
 
-    def __init__(self, client: Any, database: str):
-        self.client = client
-        self.db = database
+    def at(ms: int) -> str:
+        return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
-    def record(self, gap: Gap, state: str, rows: int) -> None:
-        import datetime as dt
-
-        def at(ms: int) -> dt.datetime:
-            return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-
-        now = time.time_ns()
-        row = [gap.gap_id, gap.feed, at(gap.from_ms), at(gap.to_ms), list(gap.topics), gap.why, state, rows]
-        columns = ["gap_id", "feed", "gap_from", "gap_to", "topics", "why", "state", "rows_restored"]
-        self.client.insert(
-            f"`{self.db}`.feed_gaps",
-            [[*row, at(now // 1_000_000), now]],
-            column_names=[*columns, "updated", "version"],
-        )
+    now = time.time_ns()
+    values = [gap.gap_id, gap.feed, at(gap.from_ms), at(gap.to_ms), list(gap.topics), gap.why, state, rows]
+    return orjson.dumps(
+        dict(zip(contract.GAP_STATE_FIELDS, [*values, at(now // 1_000_000), now], strict=True))
+    )
 
 
 class RepairService:
-    def __init__(self, settings: RepairSettings, pages: PolygonPages, gap_log: GapLog | None = None):
+    def __init__(self, settings: RepairSettings, pages: PolygonPages):
         self.settings = settings
         self.kafka = settings.kafka_config()
         symbols = [s.strip() for s in settings.repair_symbols.split(",") if s.strip()] or None
@@ -238,11 +237,12 @@ class RepairService:
         self.metrics = RepairMetrics()
         self.stop = threading.Event()
         self.repaired = 0
-        self.gap_log = gap_log
 
     def run(self) -> int:
         s = self.settings
-        ensure_topics(self.kafka, {s.feed_gaps_topic: 1, s.raw_topic: s.raw_topic_partitions})
+        ensure_topics(
+            self.kafka, {s.feed_gaps_topic: 1, s.gap_states_topic: 1, s.raw_topic: s.raw_topic_partitions}
+        )
         consumer = Consumer(
             {
                 **self.kafka,
@@ -278,7 +278,7 @@ class RepairService:
             )
             self._commit(consumer, producer, message, [], None)
             return
-        self._log_gap(gap, "repairing", 0)
+        self._publish_state(producer, gap)
         lo, hi = self.repairer.window(gap)
         margin = int(self.settings.repair_margin_seconds * 1000)
         ready_at = max(hi + int(self.settings.repair_rest_lag_seconds * 1000), hi + margin)
@@ -292,17 +292,19 @@ class RepairService:
             self.stop.wait(2.0)  # REST lags the feed: ask again
         if self.stop.is_set():
             return
+        began = time.monotonic()
         while True:
             try:
                 seen = published_since(self.kafka, self.settings.raw_topic, lo)
+                read = time.monotonic()
                 events = self.repairer.events(gap, seen)
+                fetched = time.monotonic()
                 self._commit(consumer, producer, message, events, gap)
                 break
             except (RestFailure, KafkaException) as exc:
                 log.warning("repair of %s failed, retrying: %s", gap.gap_id, exc)
                 if self.stop.wait(5.0):
                     return
-        self._log_gap(gap, "repaired", len(events))
         self.metrics.gaps.inc()
         self.metrics.events.inc(len(events))
         self.repaired += 1
@@ -315,6 +317,10 @@ class RepairService:
                     "to_ms": gap.to_ms,
                     "why": gap.why,
                     "events_restored": len(events),
+                    # where the time went once REST was due: reading RAW_TOPIC back, REST, Kafka
+                    "read_back_s": round(read - began, 2),
+                    "rest_s": round(fetched - read, 2),
+                    "commit_s": round(time.monotonic() - fetched, 2),
                 }
             },
         )
@@ -326,13 +332,22 @@ class RepairService:
             log.warning("asking REST whether it has caught up failed: %s", exc)
             return False
 
-    def _log_gap(self, gap: Gap, state: str, rows: int) -> None:
-        if self.gap_log is None:
-            return
-        try:
-            self.gap_log.record(gap, state, rows)
-        except Exception:  # the table is a report: a failed write never stops a repair
-            log.warning("could not record the gap in feed_gaps", exc_info=True)
+    def _publish_state(self, producer: Producer, gap: Gap) -> None:
+        """`repairing` in feed_gaps, in a transaction of its own (the producer is transactional)."""
+        while not self.stop.is_set():
+            producer.begin_transaction()
+            try:
+                producer.produce(
+                    self.settings.gap_states_topic,
+                    key=gap.gap_id.encode(),
+                    value=gap_state(gap, "repairing", 0),
+                )
+                producer.commit_transaction(60)
+                return
+            except KafkaException as exc:
+                producer.abort_transaction(30)
+                log.warning("publishing the state of %s failed, retrying: %s", gap.gap_id, exc)
+                self.stop.wait(5.0)
 
     def _commit(
         self, consumer: Consumer, producer: Producer, message: Any, events: list[Event], gap: Gap | None
@@ -354,24 +369,18 @@ class RepairService:
                     headers=headers,
                 )
                 producer.poll(0)
+            if gap is not None:  # `repaired` and its rows, atomically with the events and the offset
+                producer.produce(
+                    self.settings.gap_states_topic,
+                    key=gap.gap_id.encode(),
+                    value=gap_state(gap, "repaired", len(events)),
+                )
             offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
             producer.commit_transaction(60)
         except KafkaException:
             producer.abort_transaction(30)
             raise
-
-
-def _open_gap_log(settings: RepairSettings) -> GapLog | None:
-    """feed_gaps in ClickHouse, if it can be opened (an embedded chDB folder held by the sink cannot)."""
-    from tickpipe_history.database import ClickHouseUnavailable, open_client
-
-    try:
-        client = open_client(settings.clickhouse_dsn.get_secret_value(), settings.clickhouse_database)
-    except ClickHouseUnavailable as exc:
-        log.warning("gaps are not recorded in feed_gaps: %s", exc)
-        return None
-    return GapLog(client, settings.clickhouse_database)
 
 
 def run_repair(settings: RepairSettings) -> int:
@@ -387,7 +396,7 @@ def run_repair(settings: RepairSettings) -> int:
         settings.backfill_max_wait_seconds,
         settings.backfill_concurrency,
     )
-    service = RepairService(settings, pages, _open_gap_log(settings))
+    service = RepairService(settings, pages)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: service.stop.set())
     server = None

@@ -1,4 +1,5 @@
-"""The pipeline under chaos: producer, processor and sink as real processes, restarted like ECS would.
+"""The pipeline under chaos: producer, processor, sink and the gap repair as real processes, restarted
+like ECS would.
 
 `Pipeline` starts each service with its own environment and log file, kills with SIGKILL, and
 restarts any service that exits (a supervisor, as ECS is in production). Every action is logged
@@ -16,7 +17,7 @@ from pathlib import Path
 from tickpipe.process import free_port
 from tickpipe_demo.services import ServiceProcess
 
-SERVICES = ("sink", "processor", "producer")
+SERVICES = ("sink", "processor", "repair", "producer")
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Pipeline:
             env["PROCESSOR_INSTANCE_ID"] = "chaos-processor-0"  # the same id again: fences the killed one
         if name == "sink":
             env["SINK_INSTANCE_ID"] = "chaos-sink-0"
+        if name == "repair":  # the producer's settings, and REST (the simulator's, no REST lag)
+            env["REPAIR_TRANSACTIONAL_ID"] = "chaos-repair-0"  # the same id again: fences the killed one
         log = self.workdir / "logs" / f"{name}-{generation}.log"
         return ServiceProcess(name, [name], env, log, free_port())
 
@@ -71,7 +74,7 @@ class Pipeline:
     def stop_all(self, timeout: float = 60.0) -> dict[str, int | None]:
         self.stopping = True
         codes = {}
-        for name in ("producer", "processor", "sink"):
+        for name in ("producer", "repair", "processor", "sink"):
             codes[name] = self.services[name].stop(timeout)
         return codes
 
@@ -94,6 +97,7 @@ def service_env(
     filtered: str,
     feed: str,
     api_key: str,
+    rest_url: str,
     subscriptions: str,
     clickhouse_dsn: str,
     fault_dir: Path,
@@ -107,6 +111,14 @@ def service_env(
         "POLYGON_FEED": feed,
         "POLYGON_SECURE": "false",
         "POLYGON_API_KEY": api_key,
+        "POLYGON_REST_URL": rest_url,
+        "FEED_GAPS_TOPIC": "chaos-gaps",
+        "GAP_STATES_TOPIC": "chaos-gap-states",
+        # The simulator's REST has each second as soon as it was generated: no waiting for it to
+        # catch up (the repair's REST-lag handling is tested in test_history_repair.py).
+        "REPAIR_REST_LAG_SECONDS": "0",
+        "REPAIR_REST_MAX_WAIT_SECONDS": "0",
+        "REPAIR_MARGIN_SECONDS": "3",
         "SUBSCRIPTIONS_URI": subscriptions,
         "RECONNECT_INITIAL_SECONDS": "0.2",
         "RECONNECT_MAX_SECONDS": "2",

@@ -20,7 +20,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from tickpipe_simulator.topics import Selection
-from tickpipe_simulator.truth import session_seconds, spec_from_stats
+from tickpipe_simulator.truth import session_events, session_seconds, spec_from_stats
 
 Key = tuple[str, str, int]
 AGGREGATES = ("A", "AM", "XA", "CA")
@@ -41,6 +41,13 @@ def read_topic(
     bootstrap: str, topic: str, read_committed: bool = True, timeout: float = 120.0
 ) -> list[bytes]:
     """Every value in `topic` (committed ones only when `read_committed`), read to the end."""
+    return [value for value, _ in read_records(bootstrap, topic, read_committed, timeout)]
+
+
+def read_records(
+    bootstrap: str, topic: str, read_committed: bool = True, timeout: float = 120.0
+) -> list[tuple[bytes, dict[str, bytes]]]:
+    """Every (value, headers) in `topic`, read to the end."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -54,7 +61,7 @@ def read_topic(
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         at_end: set[int] = set()
-        values: list[bytes] = []
+        values: list[tuple[bytes, dict[str, bytes]]] = []
         deadline = time.monotonic() + timeout
         while len(at_end) < len(partitions):
             if time.monotonic() > deadline:
@@ -67,7 +74,10 @@ def read_topic(
                         continue
                     raise AssertionError(f"reading {topic}: {error}")
                 at_end.discard(message.partition() or 0)
-                values.append(message.value() or b"")
+                given = message.headers() or []
+                pairs = given.items() if isinstance(given, dict) else given
+                headers = {k: v for k, v in pairs if isinstance(v, bytes)}
+                values.append((message.value() or b"", headers))
         return values
     finally:
         consumer.close()
@@ -123,6 +133,19 @@ def sent_per_connection(stats: dict[str, Any]) -> dict[int, list[Key]]:
                 selection = wanted[conn["id"]]
                 stream.extend(raw_key(e) for e in events if selection.wants(e["ev"], e["sym"]))
     return {c["id"]: streams[c["id"]][: c["events_sent_total"]] for c in connections}
+
+
+def session_truth(stats: dict[str, Any], topics: list[str]) -> dict[Key, int]:
+    """Every event of the whole session that `topics` select (the seconds before the first connection
+    and between connections included: the producer reported them as gaps, REST serves them), by
+    key, with its time (ms: a bar's start, else its timestamp)."""
+    spec = spec_from_stats(stats)
+    truth: dict[Key, int] = {}
+    for event in session_events(spec, None, None, topics=topics):
+        key = raw_key(event)
+        assert key not in truth, f"the simulator's ground truth repeats {key}"
+        truth[key] = int(event["s"] if key[0] in AGGREGATES else event["t"])
+    return truth
 
 
 def decode(values: list[bytes]) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from tests.conftest import KafkaHandle
 from tests.integration.test_producer import ProducerRun, _wait_healthy, start_producer  # noqa: F401
 from tests.support import wait_for
 from tickpipe.process import free_port
+from tickpipe_demo.monitor import KafkaWatcher
 from tickpipe_demo.services import ServiceProcess
 from tickpipe_history.repair_events import identity
 from tickpipe_simulator.testing import SimulatorProcess
@@ -77,6 +78,7 @@ def test_a_killed_producer_s_gap_is_filled_from_rest_exactly_once(
     start_producer: Callable[..., ProducerRun],  # noqa: F811
 ) -> None:
     gaps_topic = new_topic("gaps", partitions=1)
+    states_topic = new_topic("gap-states", partitions=1)
     # REST trails the websocket by 8 s: the repair must wait until REST has the whole gap.
     args = ["--symbols", "5", "--rate", "400", "--session-seconds", "50", "--rest-lag-seconds", "8"]
     with SimulatorProcess(tmp_path, *args) as sim:
@@ -112,8 +114,16 @@ def test_a_killed_producer_s_gap_is_filled_from_rest_exactly_once(
             "REPAIR_MARGIN_SECONDS": "3",
             "REPAIR_GROUP_ID": f"repair-{uuid.uuid4().hex[:6]}",
             "REPAIR_TRANSACTIONAL_ID": f"repair-{uuid.uuid4().hex[:6]}",
+            "GAP_STATES_TOPIC": states_topic,
+        }
+        # The sink stores each gap's state in feed_gaps (its chDB folder: nobody else opens it).
+        sink_env = {
+            **repair_env,
+            "FILTERED_TOPIC": new_topic("filtered", partitions=1),
+            "SINK_GROUP_ID": f"sink-{uuid.uuid4().hex[:6]}",
             "CLICKHOUSE_DSN": f"chdb://{tmp_path / 'chdb'}",
         }
+        sink = ServiceProcess("sink", ["sink"], sink_env, tmp_path / "sink.log", free_port()).start()
         repair = ServiceProcess(
             "repair", ["repair"], repair_env, tmp_path / "repair.log", free_port()
         ).start()
@@ -135,8 +145,18 @@ def test_a_killed_producer_s_gap_is_filled_from_rest_exactly_once(
                 60,
             )
             assert total_sent > 0
+            watcher = KafkaWatcher(kafka.bootstrap)
+            try:
+                wait_for(
+                    lambda: watcher.unread(sink_env["SINK_GROUP_ID"], states_topic) == 0,
+                    "the sink to store every gap state",
+                    60,
+                )
+            finally:
+                watcher.close()
         finally:
             assert repair.stop(30) == 0, repair.log_file.read_text()[-3000:]
+            assert sink.stop(30) == 0, sink.log_file.read_text()[-3000:]
             second.service.stop(30)
 
     log = [json.loads(line) for line in repair.log_file.read_text().splitlines() if line.startswith("{")]
@@ -151,6 +171,7 @@ def test_a_killed_producer_s_gap_is_filled_from_rest_exactly_once(
     restored = sum(1 for m in messages if ("tp.source", b"rest") in (m.headers() or []))
     assert restored == sum(r["events_restored"] for r in done)
 
+    # Both states of each gap reached the sink; FINAL keeps the newest: `repaired`, its rows.
     gaps = subprocess.run(
         [sys.executable, "-c", FEED_GAPS, str(tmp_path / "chdb")], capture_output=True, text=True, timeout=60
     )

@@ -75,6 +75,19 @@ def test_rows_go_to_their_table_with_one_token_per_table() -> None:
     assert client.tables[0][1] == COLUMNS["aggregates"]
 
 
+def test_a_topic_named_in_topic_tables_goes_to_its_table_unrouted() -> None:
+    values = [b'{"gap_id":"f:1","state":"repairing"}', b'{"gap_id":"f:1","state":"repaired"}', b""]
+    client = FakeClient()
+    writer = ClickHouseWriter(client, "db", topic_tables={"gap-states": "feed_gaps"})
+    rejected = writer.write(Batch("gap-states", 0, [Rec(i, val=v) for i, v in enumerate(values)]))
+    assert [(r.record.offset(), r.reason) for r in rejected] == [(2, "empty_value")]
+    assert client.inserts == [("gap-states:0:0-2:feed_gaps", values[:2])]
+    assert client.tables == [("`db`.feed_gaps", COLUMNS["feed_gaps"])]
+    other = FakeClient()
+    ClickHouseWriter(other, "db", topic_tables={"gap-states": "feed_gaps"}).write(batch(values[:1]))
+    assert other.inserts == [], "another topic's records are routed by `ev` (this one has none)"
+
+
 def test_values_without_a_table_never_reach_clickhouse() -> None:
     client = FakeClient()
     values = [b"", b'{"ev":"T",\n"symbol":"X"}', b"not json", b"[1]", b'{"sym":"X"}', b'{"ev":"ZZ"}']

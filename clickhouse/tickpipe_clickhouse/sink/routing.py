@@ -20,6 +20,8 @@ from tickpipe import contract
 # list; other fields are skipped): both from the contract (tickpipe/contract.py).
 TABLE_OF_EV = {ev: contract.TABLE_OF_FAMILY[family] for ev, family in contract.FAMILY_OF_EV.items()}
 COLUMNS = {contract.TABLE_OF_FAMILY[family]: fields for family, fields in contract.FIELDS.items()}
+# A topic whose every record goes to one table (no routing): GAP_STATES_TOPIC -> feed_gaps.
+COLUMNS[contract.GAP_STATE_TABLE] = contract.GAP_STATE_FIELDS
 
 _KNOWN = ", ".join(TABLE_OF_EV)
 # The first bytes of the processor's values, `{"ev":"T",`, `{"ev":"AM"` (10) or `{"ev":"XL2"` (11),

@@ -8,6 +8,7 @@ import signal
 import threading
 from types import FrameType
 
+from tickpipe import contract
 from tickpipe.kafka import ensure_topics
 from tickpipe.metrics import MetricsServer
 from tickpipe_clickhouse.connect import Target, connect
@@ -69,7 +70,11 @@ def run_sink(settings: SinkSettings) -> int:
     database = settings.clickhouse_database
     client = connect(dsn, wait_seconds=settings.sink_chdb_wait_seconds)
     migrate(client, database, settings.raw_ttl_days)
-    ensure_topics(settings.kafka_config(), {**settings.topic_partitions(), settings.dlq(): 1})
+    gap_states = [settings.gap_states_topic] if settings.gap_states_topic else []
+    ensure_topics(
+        settings.kafka_config(),
+        {**settings.topic_partitions(), settings.dlq(): 1, **dict.fromkeys(gap_states, 1)},
+    )
 
     stop = threading.Event()
 
@@ -85,7 +90,12 @@ def run_sink(settings: SinkSettings) -> int:
     # On the embedded engine one insert parses on one thread: splitting a block across the
     # machine's few cores measured slower (docs/clickhouse.md). A server keeps its own default.
     writer: Writer = with_faults(
-        ClickHouseWriter(client, database, EMBEDDED_INSERT_SETTINGS if target.embedded else None)
+        ClickHouseWriter(
+            client,
+            database,
+            EMBEDDED_INSERT_SETTINGS if target.embedded else None,
+            topic_tables=dict.fromkeys(gap_states, contract.GAP_STATE_TABLE),
+        )
     )
     sink = Sink(
         Consumer(consumer_config(settings)),
@@ -96,6 +106,7 @@ def run_sink(settings: SinkSettings) -> int:
         metrics,
         retry_max_seconds=settings.sink_retry_max_seconds,
         stop=stop,
+        also=gap_states,
     )
     server = MetricsServer(
         metrics.registry, sink.health, host=settings.metrics_host, port=settings.metrics_port

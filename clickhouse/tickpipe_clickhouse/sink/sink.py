@@ -48,9 +48,11 @@ class Sink:
         metrics: SinkMetrics,
         retry_max_seconds: float = 30.0,
         stop: threading.Event | None = None,
+        also: Sequence[str] = (),
     ):
         self.consumer = consumer
         self.topic = topic
+        self.topics = [topic, *also]  # `also`: topics written to one table each (writer.topic_tables)
         self.writer = writer
         self.dead_letters = dead_letters
         self.batcher = batcher
@@ -76,7 +78,7 @@ class Sink:
     # --- the loop ---------------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.consumer.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self.stop.is_set():
                 self.last_loop = time.monotonic()

@@ -17,6 +17,9 @@ is stored instead of retried forever. No value makes this module raise: a row wh
 cannot be read (not JSON, a time beyond the year 9999) falls in an `unknown` month and is probed by
 no key.
 
+Records of a topic named in `topic_tables` (GAP_STATES_TOPIC -> feed_gaps) all go to that one
+table, unrouted, through the same deduplicated, isolating insert.
+
 Anything else (network, server down, TOO_MANY_PARTS, timeouts) raises TransientWriteError; the sink
 retries the same batch with the same token, so a write that succeeded but whose answer was lost is
 deduplicated.
@@ -139,24 +142,41 @@ PRESENCE: dict[str, tuple[str, dict[str, str]]] = {
         "AND timestamp = fromUnixTimestamp64Milli({{t:Int64}}, 'UTC') AND exchange = {{exchange:UInt16}}",
         {"symbol": "symbol", "t": "ts_ms", "exchange": "exchange"},
     ),
+    "feed_gaps": (  # one state of a gap; not partitioned by month (no `t`)
+        "SELECT count() FROM `{db}`.feed_gaps "
+        "WHERE gap_id = {{gap_id:String}} AND version = {{version:UInt64}}",
+        {"gap_id": "gap_id", "version": "version"},
+    ),
 }
+_TEXT_KEYS = {"symbol", "ev", "gap_id"}
+_UNSIGNED_KEYS = {"sequence", "version"}
 
 
 class ClickHouseWriter:
     """Writes batches into the raw tables (aggregates, trades, quotes, books) through clickhouse-connect."""
 
-    def __init__(self, client: Any, database: str, settings: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        client: Any,
+        database: str,
+        settings: dict[str, Any] | None = None,
+        topic_tables: dict[str, str] | None = None,
+    ):
         self.client = client
         self.database = database
+        self.topic_tables = topic_tables or {}
         self.settings = {**INSERT_SETTINGS, **(settings or {})}
         self.inserts = 0  # ClickHouse inserts issued (for metrics and tests)
 
     def write(self, batch: Batch) -> list[Rejected]:
         rejected: list[Rejected] = []
         tables: dict[str, tuple[list[Record], list[bytes]]] = {}
+        fixed = self.topic_tables.get(batch.topic)
         for record in batch.records:  # the hot loop: about a microsecond per record
             value = record.value() or b""
-            table = _route(value) if value else Unroutable("empty_value", "the record has no value")
+            table = (
+                (fixed or _route(value)) if value else Unroutable("empty_value", "the record has no value")
+            )
             if isinstance(table, Unroutable):
                 rejected.append(Rejected(record, table.reason, table.detail))
                 continue
@@ -289,8 +309,11 @@ def _row(value: bytes) -> dict[str, Any] | None:
 
 def _month_of(table: str, value: bytes) -> str:
     """`YYYYMM` of a row's time, or UNKNOWN_MONTH when it has none that a calendar can hold."""
+    field = PRESENCE[table][1].get("t")
+    if field is None:  # a table not partitioned by time
+        return UNKNOWN_MONTH
     row = _row(value)
-    millis = (row.get(PRESENCE[table][1]["t"]) if row is not None else None) or 0
+    millis = (row.get(field) if row is not None else None) or 0
     try:
         return datetime.fromtimestamp(millis / 1000, UTC).strftime("%Y%m")
     except (TypeError, OverflowError, ValueError, OSError):  # not a number, or past the year 9999
@@ -305,13 +328,13 @@ def _probe_parameters(table: str, value: bytes) -> dict[str, Any] | None:
     parameters: dict[str, Any] = {}
     for name, field in PRESENCE[table][1].items():
         item = row.get(field)
-        if name in ("symbol", "ev"):
+        if name in _TEXT_KEYS:
             item = item or ""
             if not isinstance(item, str):
                 return None
         else:
             item = item or 0
-            low, high = _UINT64 if name == "sequence" else _INT64
+            low, high = _UINT64 if name in _UNSIGNED_KEYS else _INT64
             if type(item) is not int or not low <= item <= high:
                 return None
         parameters[name] = item
