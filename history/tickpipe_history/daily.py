@@ -25,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tickpipe.contract import GAP_STATE_FIELDS
 from tickpipe_history.backfill import EXIT_OK, Backfill, Plan, Report
 from tickpipe_history.datasets import DATASETS, DAY_MS
-from tickpipe_history.repair import Gap, GapLog, Repairer
+from tickpipe_history.repair import Gap, Repairer
 from tickpipe_history.repair_events import CHANNEL_DATASET, channels
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,26 @@ def day_window(day: dt.date) -> tuple[int, int]:
 
 def yesterday(now: dt.datetime) -> dt.date:
     return now.astimezone(dt.UTC).date() - dt.timedelta(days=1)
+
+
+class GapLog:
+    """The `feed_gaps` table (011_feed_gaps.sql), written directly: the daily job runs beside a
+    ClickHouse it may write (it backfills straight into it too), so a re-checked gap's new
+    `rows_restored` is one more version of its row (ReplacingMergeTree(version): the newest wins)."""
+
+    def __init__(self, client: Any, database: str):
+        self.client = client
+        self.db = database
+
+    def record(self, gap: Gap, state: str, rows: int) -> None:
+        def at(ms: int) -> dt.datetime:
+            return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+        now = time.time_ns()
+        row = [gap.gap_id, gap.feed, at(gap.from_ms), at(gap.to_ms), list(gap.topics), gap.why, state, rows]
+        self.client.insert(
+            f"`{self.db}`.feed_gaps", [[*row, at(now // 1_000_000), now]], column_names=list(GAP_STATE_FIELDS)
+        )
 
 
 @dataclass(frozen=True)

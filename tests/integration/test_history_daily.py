@@ -31,9 +31,9 @@ from tests.integration.history_support import (
     truth,
 )
 from tickpipe_history.backfill import Backfill
-from tickpipe_history.daily import DailyJob
+from tickpipe_history.daily import DailyJob, GapLog
 from tickpipe_history.rate_limit import RateLimiter
-from tickpipe_history.repair import Gap, GapLog, Repairer
+from tickpipe_history.repair import Gap, Repairer
 from tickpipe_history.rest_client import PolygonPages
 from tickpipe_history.store import HistoryStore
 from tickpipe_simulator.testing import SimulatorProcess
