@@ -10,6 +10,7 @@ from confluent_kafka import TopicPartition
 from tests.support import wait_for
 from tests.unit.test_ch_batching import Rec
 from tickpipe_clickhouse.sink.batching import Batch, Batcher
+from tickpipe_clickhouse.sink.flusher import Flusher
 from tickpipe_clickhouse.sink.metrics import SinkMetrics
 from tickpipe_clickhouse.sink.sink import Sink
 from tickpipe_clickhouse.sink.writer import Rejected
@@ -138,3 +139,15 @@ def test_a_written_batch_is_committed_at_once_when_nothing_follows() -> None:
         sink.stop.set()
         thread.join(20)
     assert consumer.commits == [(0, 0, "tickpipe.pending:0-2"), (3, 0, "")]
+
+
+def test_a_pending_commit_closes_the_written_batches_of_its_partitions_and_the_others_by_themselves() -> None:
+    consumer = FakeConsumer([])
+    metrics = SinkMetrics()
+    flusher = Flusher(consumer, SlowWriter(), NoDeadLetters(), metrics, 1.0, threading.Event())
+    written = [Batch("t", 0, [Msg(0), Msg(1)]), Batch("t", 1, [Msg(5), Msg(6)])]
+    following = [Batch("t", 0, [Msg(3), Msg(4)])]  # offset 2: a transaction marker, never consumed
+    assert flusher.commit_pending(following, written)
+    # one request: partition 0 moves past 0-1 to the new pending range; partition 1 is closed at 7
+    assert consumer.commits == [(3, 0, "tickpipe.pending:3-4"), (7, 1, "")]
+    assert metrics.registry.get_sample_value("tickpipe_sink_rows_total") == 4
