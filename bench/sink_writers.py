@@ -5,10 +5,15 @@
 - python_columns: orjson.loads each value, build columns in Python, insert through one reused
   clickhouse-connect insert context (the issue's first idea).
 - loop_100: the Timescale-tutorial style peer: parse and insert 100 rows at a time.
+- arrow_from_json: the values joined, read by Arrow's C++ JSON reader with the table's schema, and
+  inserted as ArrowStream (columns built outside ClickHouse; chDB ships pyarrow).
+- json_each_row_by_insert_rows: the sink's path with inserts of 25k rows (one partition's share of
+  a 100k-row buffer over 4 partitions) against 100k rows, per CPU-second of this process.
 """
 
 from __future__ import annotations
 
+import io
 import itertools
 import time
 from pathlib import Path
@@ -80,9 +85,49 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
         )
     results["loop_100_rows_per_s"] = round(loop_rows / (time.perf_counter() - started))
 
-    counts = [
-        client.query(f"SELECT count() FROM {db}.aggregates").result_rows[0][0] for db in ("w_json", "w_cols")
-    ]
-    results["same_row_counts"] = counts == [rows, rows]
+    import pyarrow as pa
+    import pyarrow.json as pj
+
+    migrate(client, "w_arrow")
+    types = {"ev": pa.string(), "symbol": pa.string(), "start_ms": pa.int64(), "end_ms": pa.int64()}
+    types |= {"day_volume": pa.uint64(), "otc": pa.bool_(), "received_ns": pa.uint64()}
+    schema = pa.schema([(c, types.get(c, pa.float64())) for c in COLUMNS["aggregates"]])
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    started, cpu = time.perf_counter(), time.process_time()
+    for i in range(0, rows, 50_000):
+        table = pj.read_json(io.BytesIO(b"\n".join(values[i : i + 50_000])), parse_options=options)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as stream:
+            stream.write_table(table)
+        client.raw_insert(
+            "w_arrow.aggregates",
+            table.schema.names,
+            insert_block=sink.getvalue().to_pybytes(),
+            fmt="ArrowStream",
+            settings={**INSERT_SETTINGS, **EMBEDDED_INSERT_SETTINGS, "insert_deduplication_token": f"a{i}"},
+        )
+    results["arrow_from_json_rows_per_s"] = round(rows / (time.perf_counter() - started))
+    results["arrow_from_json_rows_per_cpu_s"] = round(rows / (time.process_time() - cpu))
+
+    by_size = {}
+    embedded = {**INSERT_SETTINGS, **EMBEDDED_INSERT_SETTINGS}
+    for size in (25_000, 100_000):
+        db = f"w_size{size}"
+        migrate(client, db)
+        cpu = time.process_time()
+        for i in range(0, rows, size):
+            client.raw_insert(
+                f"{db}.aggregates",
+                COLUMNS["aggregates"],
+                insert_block=b"\n".join(values[i : i + size]),
+                fmt="JSONEachRow",
+                settings={**embedded, "insert_deduplication_token": f"s{i}"},
+            )
+        by_size[str(size)] = round(rows / (time.process_time() - cpu))
+    results["json_each_row_by_insert_rows_per_cpu_s"] = by_size
+
+    databases = ("w_json", "w_cols", "w_arrow", "w_size25000", "w_size100000")
+    counts = [client.query(f"SELECT count() FROM {db}.aggregates").result_rows[0][0] for db in databases]
+    results["same_row_counts"] = counts == [rows] * len(databases)
     client.close()
     return results

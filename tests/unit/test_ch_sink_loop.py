@@ -10,6 +10,7 @@ from confluent_kafka import TopicPartition
 from tests.support import wait_for
 from tests.unit.test_ch_batching import Rec
 from tickpipe_clickhouse.sink.batching import Batch, Batcher
+from tickpipe_clickhouse.sink.flusher import Flusher
 from tickpipe_clickhouse.sink.metrics import SinkMetrics
 from tickpipe_clickhouse.sink.sink import Sink
 from tickpipe_clickhouse.sink.writer import Rejected
@@ -112,6 +113,41 @@ def test_batches_commit_pending_then_done_and_only_from_the_consumer_thread() ->
     assert "consumer-thread" not in writer.threads, "inserts run on the writer thread"
     covered = [offset for first, last in writer.batches for offset in range(first, last + 1)]
     assert covered == list(range(40)), "every record inserted once, in order"
-    for first, last in writer.batches:  # each batch: pending at FIRST before, LAST+1 after
+    for n, (first, last) in enumerate(writer.batches):  # pending at FIRST before, past LAST after
         pending = consumer.commits.index((first, 0, f"tickpipe.pending:{first}-{last}"))
-        assert consumer.commits.index((last + 1, 0, "")) > pending
+        closed = consumer.commits[pending + 1 :]
+        assert closed, "a written batch's offsets are committed"
+        offset, _, metadata = closed[0]
+        if n + 1 < len(writer.batches):  # closed by itself, or by the next batch's pending commit
+            nxt = writer.batches[n + 1]
+            assert (offset, metadata) in ((last + 1, ""), (nxt[0], f"tickpipe.pending:{nxt[0]}-{nxt[1]}"))
+        else:
+            assert (offset, metadata) == (last + 1, "")
+    assert sum(1 for _, _, metadata in consumer.commits if metadata) == len(writer.batches)
+    assert len(consumer.commits) < 2 * len(writer.batches), "some pending commits closed the batch before"
+
+
+def test_a_written_batch_is_committed_at_once_when_nothing_follows() -> None:
+    consumer = FakeConsumer([Msg(i) for i in range(3)])
+    sink = Sink(consumer, "t", SlowWriter(), NoDeadLetters(), Batcher(100, 1 << 20, 0.01), SinkMetrics())
+    thread = threading.Thread(target=sink.run, name="consumer-thread")
+    thread.start()
+    try:
+        wait_for(lambda: (3, 0, "") in consumer.commits, "the batch's offsets committed", timeout=20)
+        assert sink.metrics.registry.get_sample_value("tickpipe_sink_rows_total") == 3
+    finally:
+        sink.stop.set()
+        thread.join(20)
+    assert consumer.commits == [(0, 0, "tickpipe.pending:0-2"), (3, 0, "")]
+
+
+def test_a_pending_commit_closes_the_written_batches_of_its_partitions_and_the_others_by_themselves() -> None:
+    consumer = FakeConsumer([])
+    metrics = SinkMetrics()
+    flusher = Flusher(consumer, SlowWriter(), NoDeadLetters(), metrics, 1.0, threading.Event())
+    written = [Batch("t", 0, [Msg(0), Msg(1)]), Batch("t", 1, [Msg(5), Msg(6)])]
+    following = [Batch("t", 0, [Msg(3), Msg(4)])]  # offset 2: a transaction marker, never consumed
+    assert flusher.commit_pending(following, written)
+    # one request: partition 0 moves past 0-1 to the new pending range; partition 1 is closed at 7
+    assert consumer.commits == [(3, 0, "tickpipe.pending:3-4"), (7, 1, "")]
+    assert metrics.registry.get_sample_value("tickpipe_sink_rows_total") == 4

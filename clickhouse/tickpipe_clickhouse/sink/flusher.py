@@ -4,6 +4,9 @@ A flush of batches (one per partition): (1) commit each batch's range as pending
 (2) insert each batch with its tokens, retrying transient failures with back-off, (3) send the rows
 ClickHouse rejected to the DLQ and wait for the broker, (4) commit the next offsets. A crash anywhere
 repeats at most the pending batches, cut identically (batching.py), and ClickHouse drops repeats.
+When the next flush of a partition is due by the time a write ends (always, under a backlog; within
+the batch's time bound at a steady rate), step 4 of the written batch and step 1 of the next go to
+the broker as one commit request (`commit_pending(..., written=...)`).
 
 Steps 1 and 4 touch the consumer, so the consumer's thread runs them (confluent-kafka blocks a
 commit from another thread while consume() waits); steps 2 and 3 (`write`) may run on another
@@ -15,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -62,9 +65,21 @@ class Flusher:
         self.stop = stop
         self.failing_since: float | None = None
 
-    def commit_pending(self, batches: list[Batch]) -> bool:
-        """Step 1; False if the partitions are no longer ours (then drop the batches)."""
-        return self._commit(mark_pending(batches), "record pending ranges")
+    def commit_pending(self, batches: list[Batch], written: Sequence[Batch] = ()) -> bool:
+        """Step 1; False if the partitions are no longer ours (then drop the batches).
+
+        `written` are earlier batches whose steps 2 and 3 are over but whose step 4 has not been
+        committed yet: their step 4 rides in the same commit request. Where a new batch follows a
+        written one in the same partition, its pending commit (offset at the new batch's first,
+        past the written one's last) is that step 4; elsewhere the written batch's own done offset
+        is added. One commit request instead of two per flush, with the same meaning per partition.
+        """
+        following = {(b.topic, b.partition) for b in batches}
+        closed = [b for b in written if (b.topic, b.partition) not in following]
+        if self._commit(mark_pending(batches) + mark_done(closed), "record pending ranges"):
+            self._count_done(written)
+            return True
+        return False
 
     def write(self, batches: list[Batch]) -> None:
         """Steps 2 and 3: insert every batch, send its rejected rows to the DLQ, wait for delivery."""
@@ -83,6 +98,10 @@ class Flusher:
     def commit_done(self, batches: list[Batch]) -> None:
         """Step 4."""
         if self._commit(mark_done(batches), "commit offsets"):
+            self._count_done(batches)
+
+    def _count_done(self, batches: Sequence[Batch]) -> None:
+        if batches:
             self.metrics.batches.inc(len(batches))
             self.metrics.rows.inc(sum(len(b.records) for b in batches))
             self.metrics.last_flush.set(time.time())
