@@ -18,7 +18,7 @@ import yaml
 
 from tests.infra.tools import find_tool
 from tests.unit.test_docker_images import IMAGES, instructions
-from tickpipe.contract import FEED_GAPS_TOPIC, dlq_topic
+from tickpipe.contract import FEED_GAPS_TOPIC, GAP_STATES_TOPIC, dlq_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -164,7 +164,8 @@ def test_kafka_is_ready_for_transactions_and_has_every_topic(compose: dict[str, 
     entries = compose["services"]["kafka-topics"]["environment"]["TOPICS"].split()
     topics = {entry.split(":", 1)[0]: entry.split(":", 1)[1] for entry in entries}
     raw, filtered = "polygon_stream_aggregates", "custom_filtered_stock_data_topic"
-    assert set(topics) == {raw, filtered, dlq_topic(raw), dlq_topic(filtered), FEED_GAPS_TOPIC}
+    gaps = {FEED_GAPS_TOPIC, GAP_STATES_TOPIC}  # the repair's input, and its states for the sink
+    assert set(topics) == {raw, filtered, dlq_topic(raw), dlq_topic(filtered), *gaps}
     assert topics[filtered] == "${FILTERED_TOPIC_PARTITIONS:-1}", "one sink insert stream by default"
 
 
