@@ -112,13 +112,17 @@ class LatencyProbe:
         self.latencies: list[float] = []
         self.visible_rows = 0
 
-    def poll(self) -> None:
+    def connected(self) -> bool:
+        """Whether the sink's query endpoint is reachable (found once, then kept)."""
         if self.client is None:
             from tickpipe_clickhouse.query.client import live_endpoint
 
             self.client = live_endpoint(self.folder)
-            if self.client is None:
-                return
+        return self.client is not None
+
+    def poll(self) -> None:
+        if not self.connected():
+            return
         asked = time.time()
         try:
             answer = self.client.raw_query(

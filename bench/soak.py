@@ -90,12 +90,8 @@ class KeyProbe(LatencyProbe):
         self.seen_at: dict[tuple[str, int], int] = {}
 
     def poll(self) -> None:
-        if self.client is None:
-            from tickpipe_clickhouse.query.client import live_endpoint
-
-            self.client = live_endpoint(self.folder)
-            if self.client is None:
-                return
+        if not self.connected():
+            return
         asked = time.time()
         try:
             answer = self.client.raw_query(
