@@ -9,6 +9,7 @@
     python -m bench.sink writer [--rows 200000]        # JSONEachRow vs Python columns vs 100-row loop
     python -m bench.sink latency [--rate 10000]        # event -> queryable p50/p99 at a steady rate
     python -m bench.sink storage [--seconds 3600]      # bytes/row per column, this schema vs the first
+    python -m bench.sink views [--rate 10000]          # CPU of one flush's insert per table, view by view
     python -m bench.sink kafka-engine [--rows 500000]  # peer: ClickHouse's Kafka table engine in chDB
 
 Data: `realistic` = second aggregates (A) of a simulated session (random-walk prices, the
@@ -255,11 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("scenario", choices=["throughput", "writer", "latency", "storage", "kafka-engine"])
+    scenarios = ["throughput", "writer", "latency", "storage", "views", "kafka-engine"]
+    parser.add_argument("scenario", choices=scenarios)
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--data", choices=["realistic", "mixed", "random"], default="realistic")
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--repeats", type=int, default=3, help="views: runs of each variant (median)")
     parser.add_argument("--http", action="store_true", help="throughput: the sink in HTTP mode")
     parser.add_argument(
         "--sink-python",
@@ -284,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
             from bench.sink_storage import storage
 
             result = storage(int(args.seconds or 3600), work)
+        elif args.scenario == "views":
+            from bench.sink_views import views
+
+            result = views(args.rate, int(args.seconds or 20), args.repeats, work)
         else:
             from bench.sink_kafka_engine import kafka_engine
 
