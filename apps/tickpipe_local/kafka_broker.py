@@ -127,6 +127,9 @@ def _java() -> str:
     return found
 
 
+JIT_MODES = ("full", "c1")
+
+
 @dataclass
 class KafkaBroker:
     """One KRaft node acting as broker and controller, with its data in `workdir`."""
@@ -135,9 +138,16 @@ class KafkaBroker:
     port: int = 0
     controller_port: int = 0
     heap: str = field(default_factory=lambda: os.environ.get("TICKPIPE_KAFKA_HEAP", "1g"))
+    # "full": the JVM's tiered compilers as usual; "c1": the quick compiler only. The optimising
+    # compiler (C2) is a broker's largest CPU cost for its first minutes and pays back after that
+    # (docs/benchmarks.md: "The local broker's CPU"): c1 suits a broker that lives a few minutes.
+    jit: str = field(default_factory=lambda: os.environ.get("TICKPIPE_KAFKA_JIT", "full"))
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
+        if self.jit not in JIT_MODES:
+            modes = ", ".join(JIT_MODES)
+            raise StartError(f"Kafka: TICKPIPE_KAFKA_JIT must be one of {modes}, not {self.jit!r}")
         self.workdir = self.workdir.resolve()
         self.port = self.port or free_port()
         self.controller_port = self.controller_port or free_port()
@@ -215,27 +225,28 @@ class KafkaBroker:
         if result.returncode != 0:
             raise StartError(f"Kafka: storage format failed:\n{result.stdout}{result.stderr}")
 
+    def jvm_options(self) -> list[str]:
+        return [
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            *(["-XX:TieredStopAtLevel=1"] if self.jit == "c1" else []),
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
+            f"-Dkafka.logs.file={self.log_file}",
+        ]
+
     def start(self, timeout: float = 60.0) -> KafkaBroker:
         """Start the broker and wait until it answers metadata requests."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         lib = fetch_jars()
         config = self._write_config()
         self._format_storage(lib, config)
-        command = [
-            _java(),
-            f"-Xmx{self.heap}",
-            f"-Xms{self.heap}",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
-            f"-Dkafka.logs.file={self.log_file}",
-            "-cp",
-            f"{lib}/*",
-            "kafka.Kafka",
-            str(config),
-        ]
-        self.process = spawn(command, self.workdir / "kafka.stdout")
+        self.process = spawn(
+            [_java(), *self.jvm_options(), "-cp", f"{lib}/*", "kafka.Kafka", str(config)],
+            self.workdir / "kafka.stdout",
+        )
         wait_until(
             lambda: broker_ready(self.bootstrap),
             f"Kafka broker on {self.bootstrap}",
