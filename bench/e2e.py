@@ -12,6 +12,8 @@ through the three services as separate processes. Reported per rate:
   the trades of eight busy symbols it has not seen yet; an event's latency is that poll's time minus
   the moment the producer read it (`received`): an upper bound, polling adds up to 50 ms;
 - peak RSS and CPU seconds of each process (producer, processor, sink, broker, simulator).
+`--param stages=true` adds where the latency goes: when each trade became readable on the raw and
+the filtered topic, and the probe's p50/p99 per 3 s of the run (bench/e2e_stages.py).
 Targets: >= 50k events/s sustained with zero loss; p99 <= 1 s at 10k events/s.
 """
 
@@ -110,6 +112,7 @@ class LatencyProbe:
         self.client: Any = None
         self.seen: set[tuple[str, int]] = set()
         self.latencies: list[float] = []
+        self.timeline: list[tuple[float, float]] = []  # (poll time, latency) per trade seen
         self.visible_rows = 0
 
     def connected(self) -> bool:
@@ -138,9 +141,12 @@ class LatencyProbe:
             if key not in self.seen:
                 self.seen.add(key)
                 self.latencies.append(asked - int(received_ns) / 1e9)
+                self.timeline.append((asked, self.latencies[-1]))
 
 
-def _run_rate(workdir: Path, broker: KafkaBroker, rate: int, seconds: int) -> dict[str, Any]:
+def _run_rate(
+    workdir: Path, broker: KafkaBroker, rate: int, seconds: int, stages: bool = False
+) -> dict[str, Any]:
     tag = f"r{rate}"
     sim_args = [
         "--seed",
@@ -155,6 +161,11 @@ def _run_rate(workdir: Path, broker: KafkaBroker, rate: int, seconds: int) -> di
     ]
     with SimulatorProcess(workdir, *sim_args) as sim:
         services = _services(workdir, broker.bootstrap, sim, tag)
+        stage_probe = None
+        if stages:
+            from bench.e2e_stages import StageProbe
+
+            stage_probe = StageProbe(broker.bootstrap, f"{tag}-raw", f"{tag}-filtered")
         samplers: dict[str, ProcessSampler] = {}
         try:
             for service in services.values():
@@ -190,6 +201,12 @@ def _run_rate(workdir: Path, broker: KafkaBroker, rate: int, seconds: int) -> di
         finally:
             for name in ("producer", "processor", "sink"):
                 services[name].stop(30)
+    extra: dict[str, Any] = {}
+    if stage_probe is not None:
+        from bench.e2e_stages import by_window
+
+        extra["readable_after_received"] = stage_probe.stop()
+        extra["queryable_by_window"] = by_window(probe.timeline)
     return {
         "rate_trades_quotes": rate,
         "seconds": seconds,
@@ -202,27 +219,39 @@ def _run_rate(workdir: Path, broker: KafkaBroker, rate: int, seconds: int) -> di
         "latency_event_to_queryable": _percentiles(probe.latencies),
         "peak_rss_mb": {name: round(s.peak_rss_mb, 1) for name, s in samplers.items()},
         "cpu_seconds": {name: round(s.cpu_seconds, 1) for name, s in samplers.items()},
+        **extra,
     }
 
 
 def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     rates = [int(r) for r in params.get("rates", "1000,10000,50000").split(",")]
     seconds = int(params.get("seconds", "30"))
+    stages = params.get("stages", "false") == "true"
+    # broker_jit=full,c1,full,c1: a fresh broker per entry with that compiler setting (KafkaBroker.jit),
+    # each running every rate, one after the other in this run; unset: one broker, the default.
+    jits: list[str | None] = [j for j in params.get("broker_jit", "").split(",") if j] or [None]
+    runs = []
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
-        workdir = Path(tmp)
-        broker = KafkaBroker(workdir / "kafka").start()
-        try:
-            _run_rate(workdir, broker, 5000, 10)  # warm-up, discarded: the broker's JIT, the page cache
-            runs = [_run_rate(workdir, broker, rate, seconds) for rate in rates]
-        finally:
-            broker.stop()
+        for number, jit in enumerate(jits):
+            workdir = Path(tmp) / str(number)
+            broker = KafkaBroker(workdir / "kafka")
+            broker.jit = jit or broker.jit
+            broker.start()
+            try:
+                _run_rate(workdir, broker, 5000, 10)  # warm-up, discarded: the broker's JIT, the page cache
+                for rate in rates:
+                    result = _run_rate(workdir, broker, rate, seconds, stages)
+                    runs.append({"broker_jit": broker.jit, **result})
+            finally:
+                broker.stop()
     kept_up = [r for r in runs if r["zero_loss"] and (r["drain_seconds_after_session"] or 99) < 5]
     best = max((r["events_per_second"] or 0 for r in kept_up), default=0)
     parts = []
     for r in runs:
         latency = r["latency_event_to_queryable"]
         parts.append(
-            f"{r['events_per_second']:,} ev/s: loss {'0' if r['zero_loss'] else 'YES'}, "
+            f"[broker {r['broker_jit']}] {r['events_per_second']:,} ev/s: "
+            f"loss {'0' if r['zero_loss'] else 'YES'}, "
             f"drain {r['drain_seconds_after_session']} s, p50/p99 {latency.get('p50_ms')}/"
             f"{latency.get('p99_ms')} ms"
         )
