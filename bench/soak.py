@@ -11,7 +11,9 @@ processes, as in `bench e2e`. Reported for every minute of the session:
 - event -> queryable p50/p99/max of the trades the probe first saw in that minute;
 - CPU per event (microseconds of CPU per event sent in that minute) and RSS (VmRSS at the minute's
   end) of the producer, the processor, the sink, the broker and the simulator;
-- the sink's chDB: active parts per table, merges running, and the sink's time inside inserts.
+- the sink's chDB: active parts per table, merges running, and the sink's time inside inserts;
+- the broker's and the sink's CPU per thread name, the busiest five (the broker's JIT compiler
+  against its request threads; the sink's chDB merges against its inserts and its Python).
 A final verdict checks the targets: zero loss, p99 <= 2 s in every minute, CPU per event of every
 process within +-20% of the baseline minute (minute 5, or a third of a shorter run) up to the end,
 and RSS at the end < 10% above the baseline minute's.
@@ -44,6 +46,9 @@ TARGET_P99_SECONDS = 2.0
 CPU_BAND = 0.20
 RSS_GROWTH = 0.10
 SAMPLE_SECONDS = 1.0
+# Processes whose CPU is also reported per thread name each minute: the broker's JIT compiler and
+# request threads, the sink's chDB merges against its inserts and its Python.
+THREADS_OF = ("broker", "sink")
 KEY_PROBE = (
     "SELECT symbol, sequence, toUnixTimestamp64Nano(received), toUnixTimestamp64Milli(timestamp) FROM trades "
     "WHERE symbol IN ({symbols:Array(String)}) AND timestamp > fromUnixTimestamp64Milli({since:Int64}, 'UTC')"
@@ -130,6 +135,19 @@ class Proc:
         )
         return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK"), rss
 
+    def threads(self) -> dict[str, tuple[str, float]]:
+        """Per thread id: its name now and the CPU seconds it used so far, from /proc."""
+        used: dict[str, tuple[str, float]] = {}
+        ticks = os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{self.pid}/task").glob("*"):
+            try:
+                name = (task / "comm").read_text().strip()
+                stat = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the thread ended between the listing and the read
+            used[task.name] = (name, (int(stat[11]) + int(stat[12])) / ticks)
+        return used
+
 
 @dataclass
 class Minute:
@@ -137,6 +155,7 @@ class Minute:
     started_sent: int
     started_insert_seconds: float
     latencies_from: int
+    started_threads: dict[str, dict[str, tuple[str, float]]] = field(default_factory=dict)
     started_at: float = field(default_factory=time.monotonic)
     max_lag: dict[str, float] = field(default_factory=lambda: {"processor": 0.0, "sink": 0.0})
 
@@ -167,8 +186,9 @@ def _close_minute(
     insert_seconds: float,
     latencies: list[float],
     endpoint: Any,
-) -> tuple[dict[str, Any], dict[str, float]]:
+) -> tuple[dict[str, Any], dict[str, float], dict[str, dict[str, tuple[str, float]]]]:
     now = {name: p.read() for name, p in procs.items()}
+    threads = {name: procs[name].threads() for name in THREADS_OF}
     events = sent - minute.started_sent
     cpu = {name: now[name][0] - minute.started_cpu[name] for name in procs}
     latency = _percentiles(latencies[minute.latencies_from :])
@@ -184,10 +204,27 @@ def _close_minute(
         "cpu_us_per_event": {n: round(c / events * 1e6, 2) if events else None for n, c in cpu.items()},
         "cpu_seconds": {n: round(c, 1) for n, c in cpu.items()},
         "rss_mb": {n: round(now[n][1], 1) for n in procs},
+        "cpu_seconds_by_thread": {
+            name: _busiest(threads[name], minute.started_threads.get(name, {})) for name in THREADS_OF
+        },
         "sink_insert_seconds": round(insert_seconds - minute.started_insert_seconds, 1),
         "chdb": _chdb_state(endpoint),
     }
-    return row, {name: now[name][0] for name in procs}
+    return row, {name: now[name][0] for name in procs}, threads
+
+
+def _busiest(
+    now: dict[str, tuple[str, float]], before: dict[str, tuple[str, float]], top: int = 5
+) -> dict[str, float]:
+    """The `top` thread names by CPU seconds used between `before` and `now`.
+
+    Per thread id, then summed by the name the thread has now: chDB renames a thread for the work it
+    is doing, so a name's total alone would credit a renamed thread's whole past to its new name.
+    """
+    used: dict[str, float] = {}
+    for tid, (name, cpu) in now.items():
+        used[name] = used.get(name, 0.0) + cpu - before.get(tid, (name, 0.0))[1]
+    return {name: round(cpu, 1) for name, cpu in sorted(used.items(), key=lambda kv: -kv[1])[:top] if cpu > 0}
 
 
 def _engine_deltas(rows: list[dict[str, Any]]) -> None:
@@ -245,7 +282,8 @@ def _soak(
                 time.sleep(0.1)
             latencies: list[float] = prober.latencies if prober else []
             cpu_now = {name: p.read()[0] for name, p in procs.items()}
-            minute = Minute(cpu_now, 0, 0.0, 0)
+            threads_now = {name: procs[name].threads() for name in THREADS_OF}
+            minute = Minute(cpu_now, 0, 0.0, 0, threads_now)
             minute_ends = time.monotonic() + 60
             next_sample = time.monotonic()
             next_probe = time.monotonic()
@@ -275,12 +313,12 @@ def _soak(
                     done = finished_at is not None and rows >= sent
                 if not session_closed and (now >= minute_ends or finished_at is not None):
                     session_closed = finished_at is not None  # the last, partial minute of the session
-                    row, cpu_now = _close_minute(
+                    row, cpu_now, threads_now = _close_minute(
                         len(rows_list) + 1, minute, procs, sent, rows, insert_seconds, latencies, endpoint
                     )
                     rows_list.append(row)
                     print(_line(row), file=sys.stderr, flush=True)
-                    minute = Minute(cpu_now, sent, insert_seconds, len(latencies))
+                    minute = Minute(cpu_now, sent, insert_seconds, len(latencies), threads_now)
                     minute_ends += 60
                 if done and session_closed:
                     break
