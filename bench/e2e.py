@@ -234,8 +234,7 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         for number, jit in enumerate(jits):
             workdir = Path(tmp) / str(number)
-            broker = KafkaBroker(workdir / "kafka")
-            broker.jit = jit or broker.jit
+            broker = KafkaBroker(workdir / "kafka", jit=jit) if jit else KafkaBroker(workdir / "kafka")
             broker.start()
             try:
                 _run_rate(workdir, broker, 5000, 10)  # warm-up, discarded: the broker's JIT, the page cache
