@@ -86,11 +86,10 @@ def by_window(samples: list[tuple[float, float]]) -> list[dict[str, float]]:
     windows: dict[int, list[float]] = {}
     for at, latency in samples:
         windows.setdefault(int((at - start) // WINDOW_SECONDS), []).append(latency)
-    return [
-        {
-            "from_s": index * WINDOW_SECONDS,
-            "p50_ms": _percentiles(values)["p50_ms"],
-            "p99_ms": _percentiles(values)["p99_ms"],
-        }
-        for index, values in sorted(windows.items())
-    ]
+    result = []
+    for index, values in sorted(windows.items()):
+        window = _percentiles(values)
+        result.append(
+            {"from_s": index * WINDOW_SECONDS, "p50_ms": window["p50_ms"], "p99_ms": window["p99_ms"]}
+        )
+    return result

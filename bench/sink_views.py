@@ -18,9 +18,9 @@ background merges move single runs by ±30%.
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -104,28 +104,22 @@ VARIANTS: dict[str, dict[str, list[str]]] = {
 }
 
 
-def _flushes(rate: int, seconds: int) -> dict[str, list[bytes]]:
-    """The session's values per table, each cut into one block per flush."""
+def _flushes(rate: int, seconds: int) -> tuple[dict[str, list[bytes]], dict[str, int]]:
+    """The session's values per table, each cut into one block per flush; and rows per block."""
     values: dict[str, list[bytes]] = defaultdict(list)
     for event in simulated(seconds, rate=float(rate)):
         values[TABLE_OF[event["ev"]]].append(orjson.dumps(event))
     count = int(seconds / FLUSH_SECONDS)
     blocks: dict[str, list[bytes]] = {}
+    sizes: dict[str, int] = {}
     for table, rows in values.items():
-        size = max(1, len(rows) // count)
+        size = sizes[table] = max(1, len(rows) // count)
         blocks[table] = [b"\n".join(rows[i : i + size]) for i in range(0, size * count, size)]
-    blocks["_rows"] = [str(len(values[t]) // count).encode() for t in ("trades", "quotes", "aggregates")]
-    return blocks
-
-
-def _cpu() -> float:
-    times = os.times()
-    return times.user + times.system
+    return blocks, sizes
 
 
 def views(rate: int, seconds: int, repeats: int, work: Path) -> dict[str, Any]:
-    blocks = _flushes(rate, seconds)
-    rows_per_flush = dict(zip(("trades", "quotes", "aggregates"), map(int, blocks.pop("_rows")), strict=True))
+    blocks, rows_per_flush = _flushes(rate, seconds)
     folder = work / "chdb"
     shutil.rmtree(folder, ignore_errors=True)
     client = connect(f"chdb://{folder}")
@@ -144,7 +138,7 @@ def views(rate: int, seconds: int, repeats: int, work: Path) -> dict[str, Any]:
                 if label == PROTOTYPE:
                     for statement in PROTOTYPE_SQL:
                         client.command(statement.format(db=db))
-                started = _cpu()
+                started = time.process_time()
                 for i, block in enumerate(blocks[table]):
                     client.raw_insert(
                         f"{db}.{table}",
@@ -153,7 +147,7 @@ def views(rate: int, seconds: int, repeats: int, work: Path) -> dict[str, Any]:
                         fmt="JSONEachRow",
                         settings={**settings, "insert_deduplication_token": f"{table}:{i}"},
                     )
-                samples[table][label].append((_cpu() - started) / len(blocks[table]) * 1000)
+                samples[table][label].append((time.process_time() - started) / len(blocks[table]) * 1000)
                 if table == "trades" and label in ("all views", PROTOTYPE) and label not in kept:
                     kept[label] = db
                 else:
