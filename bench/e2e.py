@@ -123,18 +123,21 @@ class LatencyProbe:
             self.client = live_endpoint(self.folder)
         return self.client is not None
 
-    def poll(self) -> None:
+    def ask(self, sql: str, parameters: dict[str, Any]) -> tuple[float, bytes] | None:
+        """(when asked, the TSV answer), or None while the endpoint is not up or the query failed."""
         if not self.connected():
-            return
+            return None
         asked = time.time()
         try:
-            answer = self.client.raw_query(
-                self.SQL,
-                parameters={"symbols": PROBED_SYMBOLS},
-                fmt="TSV",
-            )
+            return asked, self.client.raw_query(sql, parameters=parameters, fmt="TSV")
         except Exception:
+            return None
+
+    def poll(self) -> None:
+        reply = self.ask(self.SQL, {"symbols": PROBED_SYMBOLS})
+        if reply is None:
             return
+        asked, answer = reply
         for line in answer.splitlines():
             symbol, sequence, received_ns = line.split(b"\t")
             key = (symbol.decode(), int(sequence))

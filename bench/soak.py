@@ -95,15 +95,10 @@ class KeyProbe(LatencyProbe):
         self.seen_at: dict[tuple[str, int], int] = {}
 
     def poll(self) -> None:
-        if not self.connected():
+        reply = self.ask(KEY_PROBE, {"symbols": PROBED_SYMBOLS, "since": self.since_ms})
+        if reply is None:
             return
-        asked = time.time()
-        try:
-            answer = self.client.raw_query(
-                KEY_PROBE, parameters={"symbols": PROBED_SYMBOLS, "since": self.since_ms}, fmt="TSV"
-            )
-        except Exception:
-            return
+        asked, answer = reply
         newest = self.since_ms
         for line in answer.splitlines():
             symbol, sequence, received_ns, ts_ms = line.split(b"\t")
