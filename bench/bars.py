@@ -29,10 +29,10 @@ from tickpipe_clickhouse.sink.routing import COLUMNS
 
 T0 = 1_733_149_800_000
 BAR_VIEWS = (
-    "bars_1m_from_aggregates_mv",
-    "bars_1m_corrections_mv",
-    "bars_1m_from_trades_mv",
-    "bars_1m_from_quotes_mv",
+    "bars_from_aggregates_mv",
+    "bars_corrections_mv",
+    "bars_from_trades_mv",
+    "bars_from_quotes_mv",
 )
 
 
@@ -133,9 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         "raw rows (every receipt), one symbol": f"SELECT * FROM {db}.aggregates WHERE symbol = '{m}'",
         "aggregates_latest, every symbol, count": f"SELECT count() FROM {db}.aggregates_latest",
         "ohlcv_1m view, one symbol": f"SELECT * FROM {db}.ohlcv_1m WHERE symbol = 'A3'",
-        "bars_1m merged by hand, one symbol (no source pick)": (
+        "bars (1m level) merged by hand, one symbol (no source pick)": (
             f"SELECT symbol, bucket, argMinMerge(open), max(high), min(low), argMaxMerge(close), sum(volume) "
-            f"FROM {db}.bars_1m WHERE symbol = 'A3' GROUP BY symbol, bucket"
+            f"FROM {db}.bars WHERE seconds = 60 AND symbol = 'A3' GROUP BY symbol, bucket"
         ),
         "ohlcv_1d view, one symbol": f"SELECT * FROM {db}.ohlcv_1d WHERE symbol = 'A3'",
     }

@@ -3,8 +3,8 @@
     python -m bench.queries [--folder DIR] [--runs 20]      # prints one JSON object
 
 The data (~49M rows: 100 symbols x 1260 trading days x 390 minutes) is generated inside ClickHouse
-into tickpipe's own `aggregates` table (ev = 'AM', the real schema and codecs), and the daily rollup
-`bars_1d` is filled from it the way the materialized view would. Each shape asks for daily OHLC of
+into tickpipe's own `aggregates` table (ev = 'AM', the real schema and codecs), and the daily
+level of `bars` is filled from it the way the materialized view would. Each shape asks for daily OHLC of
 1 or 8 symbols over 1 day, 1 year or 5 years, answered two ways (scanning the minute bars, and from
 the rollup) through two clients: clickhouse-connect (what `tickpipe query` uses) and chDB's own
 Python API (no driver layer: the closest to the article's in-process JNI client). Reference: the
@@ -46,12 +46,12 @@ FROM (
 )
 """
 
-# The bench fills bars_1d itself, the way the views would (source AM, open and close on the
-# time key), so the views that build bars from aggregates on write are dropped before generating.
-BAR_VIEWS = ("bars_1m_from_aggregates_mv", "bars_1m_corrections_mv")
+# The bench fills the daily level of `bars` itself, the way the views would (source AM, open and
+# close on the time key), so the views that build bars from aggregates on write are dropped first.
+BAR_VIEWS = ("bars_from_aggregates_mv", "bars_corrections_mv")
 ROLLUP = f"""
-INSERT INTO {DB}.bars_1d (symbol, bucket, source, open, high, low, close, volume, pv, trades)
-SELECT symbol, toStartOfDay(timestamp), 'AM',
+INSERT INTO {DB}.bars (seconds, symbol, bucket, source, open, high, low, close, volume, pv, trades)
+SELECT 86400, symbol, toStartOfDay(timestamp), 'AM',
        argMinState(open, toInt128(toUnixTimestamp64Milli(timestamp)) * toInt128('18446744073709551616')),
        max(high), min(low),
        argMaxState(close, toInt128(toUnixTimestamp64Milli(timestamp)) * toInt128('18446744073709551616')),
@@ -71,8 +71,8 @@ GROUP BY symbol, day ORDER BY symbol, day
 FROM_ROLLUP = """
 SELECT symbol, bucket AS day, argMinMerge(open) AS open, max(high) AS high, min(low) AS low,
        argMaxMerge(close) AS close, sum(volume) AS volume
-FROM bars_1d
-WHERE symbol IN {symbols:Array(String)}
+FROM bars
+WHERE seconds = 86400 AND symbol IN {symbols:Array(String)}
     AND bucket >= {start:DateTime64(3)} AND bucket < {end:DateTime64(3)}
 GROUP BY symbol, day ORDER BY symbol, day
 """
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         client.command(GENERATE)
         client.command(f"OPTIMIZE TABLE {DB}.aggregates FINAL")
         client.command(ROLLUP)
-        client.command(f"OPTIMIZE TABLE {DB}.bars_1d FINAL")
+        client.command(f"OPTIMIZE TABLE {DB}.bars FINAL")
         result["generate_s"] = round(time.perf_counter() - started, 1)
     parts = client.query(
         "SELECT sum(rows), sum(bytes_on_disk) FROM system.parts WHERE database = {db:String} "

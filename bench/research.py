@@ -4,7 +4,7 @@
 
 Data is generated inside ClickHouse into tickpipe's own tables (the real schema, codecs and
 rollups): a year of minute bars for 20 symbols (one second aggregate per minute on weekdays,
-6.5 h a day, through the materialized-view cascade, then merged), and one session day of 1M trades
+6.5 h a day, through the bar views, then merged), and one session day of 1M trades
 and 3M quotes over 100 symbols. Measured:
 - `bars()` of one symbol over one year of minute bars (≈ 102k bars) as pandas, polars and Arrow,
   through `Research` on the read-only client `tickpipe query` uses (target < 50 ms); beside it the
@@ -125,7 +125,7 @@ def generate(client: Any) -> dict[str, float]:
     if counts["aggregates"] == 0:
         started = time.perf_counter()
         client.command(MINUTE_AGGREGATES)
-        for table in ("aggregates", "bars_1m", "bars_5m", "bars_1h", "bars_1d"):
+        for table in ("aggregates", "bars"):
             client.command(f"OPTIMIZE TABLE {DB}.{table} FINAL")
         out["generate_bars_s"] = round(time.perf_counter() - started, 1)
     if counts["trades"] != TRADES or counts["quotes"] != QUOTES:

@@ -232,7 +232,7 @@ def _storage(work: Path, rows: int, json_bytes: int) -> dict[str, Any]:
 
     client = connect(f"chdb://{work / 'chdb'}")
     sizes: dict[str, Any] = {}
-    for table in ("aggregates", "trades", "quotes", "bars_1m"):
+    for table in ("aggregates", "trades", "quotes", "bars"):
         client.command(f"OPTIMIZE TABLE tp.{table} FINAL")
         count, size = client.query(
             "SELECT sum(rows), sum(bytes_on_disk) FROM system.parts"

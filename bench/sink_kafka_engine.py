@@ -79,7 +79,8 @@ def kafka_engine(rows: int, work: Path, consumers: int = 2) -> dict[str, Any]:
         seconds = time.perf_counter() - started
         sampler.sample()
         bar_volume, raw_volume = client.query(
-            "SELECT (SELECT sum(volume) FROM k.bars_1m), (SELECT sum(volume) FROM k.aggregates)"
+            "SELECT (SELECT sum(volume) FROM k.bars WHERE seconds = 60), "
+            "(SELECT sum(volume) FROM k.aggregates)"
         ).result_rows[0]
         client.command("DROP TABLE k.move")
         client.command("DROP TABLE k.queue")

@@ -4,8 +4,8 @@ Only names from the fixed tables below (bar sources, column lists) are ever put 
 value a caller gives (symbols, times, limits, staleness) is a bound parameter. Times are bound as
 `DateTime64(6, 'UTC')` text (see times.py) and come back as `DateTime64(3, 'UTC')`.
 
-Bars are read from the bar tables of migration 006 (`bars_1m` ... `bars_1d`: AggregatingMergeTree
-rows of partial states, one per symbol, bucket and source) with the same meaning as the `ohlcv_*`
+Bars are read from the bar table of migration 040 (`bars`: AggregatingMergeTree rows of partial
+states, one per level, symbol, bucket and source) with the same meaning as the `ohlcv_*`
 views, but cheaper: `FINAL` merges each key's partial rows in primary-key order (no hash GROUP BY
 over every bucket), `finalizeAggregation` turns the open/close states into prices, and the source
 cascade (per symbol and day, the finest source present) is decided from the daily bars of the
@@ -18,15 +18,10 @@ from __future__ import annotations
 
 from typing import Final
 
-# interval -> the table holding bars of that length (partial aggregate states, per source).
-BAR_SOURCES: Final[dict[str, str]] = {
-    "1m": "bars_1m",
-    "5m": "bars_5m",
-    "1h": "bars_1h",
-    "1d": "bars_1d",
-}
+# interval -> the bar's length in seconds, its level in `bars` (partial aggregate states, per source).
+BAR_SECONDS: Final[dict[str, int]] = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
 BAR_COLUMNS: Final = "open, high, low, close, volume, vwap, trades"
-# The source cascade's ranks, as in the ohlcv_* views of migration 006 (ties by the source's name).
+# The source cascade's ranks, as in the ohlcv_* views (migrations 006, 040; ties by the source's name).
 SOURCE_RANK: Final = (
     "transform(d.source, ['A', 'XAS', 'CAS', 'AM', 'XA', 'CA', 'T', 'XT', 'C'], "
     "[1, 1, 1, 2, 2, 2, 3, 3, 3], 9)"
@@ -37,20 +32,20 @@ _SYMBOLS = "symbol IN {symbols:Array(String)}"
 
 
 # Bars of one level: the merged partial rows of the asked symbols and window (FINAL), of the source
-# the day's daily bars pick; `{table}` and `{day}` (the bucket's day) are filled in by bars_sql.
+# the day's daily bars pick; `{seconds}` and `{day}` (the bucket's day) are filled in by bars_sql.
 BARS: Final = """
 SELECT toString(b.symbol) AS symbol, toDateTime64(b.bucket, 3, 'UTC') AS bucket,
     finalizeAggregation(b.open) AS open, b.high AS high, b.low AS low,
     finalizeAggregation(b.close) AS close, b.volume AS volume,
     if(b.volume > 0, b.pv / b.volume, 0) AS vwap, b.trades AS trades
-FROM {table} AS b FINAL
-WHERE b.symbol IN {symbols:Array(String)}
+FROM bars AS b FINAL
+WHERE b.seconds = {seconds} AND b.symbol IN {symbols:Array(String)}
     AND b.bucket >= {start:DateTime64(6, 'UTC')} AND b.bucket < {end:DateTime64(6, 'UTC')}
     AND b.high >= b.low
     AND (b.symbol, {day}, b.source) IN (
         SELECT d.symbol, d.bucket, argMin(d.source, ({rank}, d.source))
-        FROM bars_1d AS d FINAL
-        WHERE d.symbol IN {symbols:Array(String)}
+        FROM bars AS d FINAL
+        WHERE d.seconds = 86400 AND d.symbol IN {symbols:Array(String)}
             AND d.bucket >= toStartOfDay({start:DateTime64(6, 'UTC')})
             AND d.bucket < {end:DateTime64(6, 'UTC')}
             AND d.high >= d.low
@@ -63,11 +58,13 @@ ORDER BY b.symbol, b.bucket
 def bars_sql(interval: str) -> str:
     """Bars of `interval` whose bucket starts in [start, end), per symbol, oldest first."""
     try:
-        table = BAR_SOURCES[interval]
+        seconds = BAR_SECONDS[interval]
     except KeyError:
-        raise ValueError(f"interval must be one of {', '.join(BAR_SOURCES)} (got {interval!r})") from None
+        raise ValueError(f"interval must be one of {', '.join(BAR_SECONDS)} (got {interval!r})") from None
     day = "b.bucket" if interval == "1d" else "toStartOfDay(b.bucket)"
-    return BARS.replace("{table}", table).replace("{day}", day).replace("{rank}", SOURCE_RANK).strip()
+    return (
+        BARS.replace("{seconds}", str(seconds)).replace("{day}", day).replace("{rank}", SOURCE_RANK).strip()
+    )
 
 
 TRADE_COLUMNS: Final = (

@@ -1,7 +1,7 @@
 """Live OHLCV bars in memory, built from FILTERED_TOPIC events, seeded from ClickHouse history.
 
-The same rule as the ClickHouse bars (clickhouse/migrations/006_bars_by_source.sql): each symbol's
-bars are counted from the finest source seen for it, never from two. Rank 1: `A`, `XAS`, `CAS`
+The same rule as the ClickHouse bars (clickhouse/migrations/006_bars_by_source.sql, kept by 040):
+each symbol's bars are counted from the finest source seen for it, never from two. Rank 1: `A`, `XAS`, `CAS`
 (second aggregates); 2: `AM`, `XA`, `CA` (minute aggregates); 3: `T`, `XT` (trades) and `C` (the
 mid of a forex quote); ties by name. A symbol that only gets `AM`, or only trades, gets candles; when
 a finer source first appears for a symbol, the buckets from its first event on are rebuilt from it

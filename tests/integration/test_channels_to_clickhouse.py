@@ -198,7 +198,7 @@ def test_polygons_published_examples_land_field_by_field(
     # MSFT's one trade carries 12 (Form T): it counts in volume and moves no price, so no bar shows.
     assert ("MSFT", "T") not in bars
     (volume,) = clickhouse.query(
-        f"SELECT sum(volume) FROM {ch_database}.bars_1m WHERE symbol = 'MSFT'"
+        f"SELECT sum(volume) FROM {ch_database}.bars WHERE seconds = 60 AND symbol = 'MSFT'"
     ).result_rows[0]
     assert volume == 100.0
 

@@ -1,7 +1,7 @@
-"""Minute-only history rolls up into correct 5m, 1h and 1d bars (migration 006's cascade by source).
+"""Minute-only history rolls up into correct 5m, 1h and 1d bars (migration 040's bars by source).
 
 A backfill of minute aggregates (AM) for symbols that have no second aggregates that day goes into
-the live `aggregates` table, so bars_1m -> 5m -> 1h -> 1d fill from it, tagged `AM`. The ohlcv_*
+the live `aggregates` table, so every level of `bars` fills from it, tagged `AM`. The ohlcv_*
 views must then pick AM for those symbols (over trades, which one of them also has) and A for the
 symbol that has second aggregates. Every bar is checked against bars recomputed in pandas from the
 simulator's ground truth (its minute aggregates), not from what ClickHouse holds.
@@ -85,7 +85,8 @@ def test_minute_only_history_rolls_up_into_5m_1h_1d_bars_equal_to_pandas(
     assert all(r.exit_code() == 0 for r in reports), [r.as_dict() for r in reports]
     sources = dict(
         clickhouse.query(
-            f"SELECT symbol, groupUniqArray(source) FROM `{ch_database}`.bars_1m GROUP BY symbol"
+            f"SELECT symbol, groupUniqArray(source) FROM `{ch_database}`.bars "
+            "WHERE seconds = 60 GROUP BY symbol"
         ).result_rows
     )
     assert sorted(sources["TSLA"]) == ["AM", "T"], "TSLA's trades make bars too: the views must choose"

@@ -57,8 +57,7 @@ def insert(client: Any, db: str, table: str, rows: list[bytes], token: str) -> N
 def db(clickhouse: Any) -> Iterator[str]:
     name = f"tp_research_bars_{uuid.uuid4().hex[:8]}"
     migrate(clickhouse, name)
-    for level in ("1m", "5m", "1h", "1d"):  # keep the partial rows in separate parts, as before a merge
-        clickhouse.command(f"SYSTEM STOP MERGES `{name}`.bars_{level}")
+    clickhouse.command(f"SYSTEM STOP MERGES `{name}`.bars")  # partial rows in separate parts, unmerged
     for n, symbol in enumerate(("AAPL", "MSFT", "IBM")):
         # day 1: second aggregates (A) and minute aggregates (AM) and trades: A wins
         # day 2: AM only, re-sent with more volume for three minutes, each receipt in its own insert
@@ -117,7 +116,7 @@ def test_bars_are_the_views_bars(
     end = start + dt.timedelta(days=days)
     parts = int(
         clickhouse.query(
-            f"SELECT count() FROM system.parts WHERE database = '{db}' AND table = 'bars_1m' AND active"
+            f"SELECT count() FROM system.parts WHERE database = '{db}' AND table = 'bars' AND active"
         ).result_rows[0][0]
     )
     assert parts > 4, "the fixture leaves several unmerged parts per partition"  # merges stopped

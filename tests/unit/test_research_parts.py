@@ -50,7 +50,7 @@ def test_symbol_lists() -> None:
 
 def test_every_value_in_the_sql_is_a_placeholder() -> None:
     statements = [
-        *(research_sql.bars_sql(i) for i in research_sql.BAR_SOURCES),
+        *(research_sql.bars_sql(i) for i in research_sql.BAR_SECONDS),
         research_sql.ticks_sql("trades", limited=True),
         research_sql.ticks_sql("quotes", limited=False),
         research_sql.latest_sql(every_symbol=False),
