@@ -46,7 +46,8 @@ def _trade(symbol: str, t: int, price: float, size: float, sequence: int) -> byt
 def _quote(symbol: str, t: int, bid: float, ask: float, sequence: int) -> bytes:
     return orjson.dumps({
         "ev": "C", "symbol": symbol, "ts_ms": t, "bid_price": bid, "ask_price": ask,
-        "bid_size": None, "ask_size": None, "bid_exchange": 48, "ask_exchange": 48, "sequence": sequence, "received_ns": (t + 5) * 1_000_000,
+        "bid_size": None, "ask_size": None, "bid_exchange": 48, "ask_exchange": 48,
+        "sequence": sequence, "received_ns": (t + 5) * 1_000_000,
     })  # fmt: skip
 
 
@@ -65,8 +66,8 @@ def _fill(clickhouse: Any, db: str, day: int) -> None:
     opening = day + 14 * 3_600_000 + 30 * 60_000
     seconds = [_aggregate("A", "AAPL", opening + s * 1000, 100 + s / 1000, 10, opening + s * 1000 + 1500)
                for s in range(0, 7200, 9)]  # fmt: skip
-    minutes = [_aggregate("AM", "MSFT", opening + m * 60_000, 400 + m / 10, 500, opening + m * 60_000 + 61_000)
-               for m in range(120)]  # fmt: skip
+    minutes = [_aggregate("AM", "MSFT", t, 400 + m / 10, 500, t + 61_000)
+               for m, t in ((m, opening + m * 60_000) for m in range(120))]  # fmt: skip
     resent = [_aggregate("AM", "MSFT", opening + 60_000, 401.0, 900, opening + 300_000)]
     trades = [_trade("TSLA", opening + i * 700, 250 + (i % 13) / 10, 1 + i % 5, i) for i in range(2000)]
     quotes = [_quote("C:EUR-USD", opening + i * 900, 1.05 + (i % 7) / 1e4, 1.0502, i) for i in range(2000)]
@@ -131,8 +132,8 @@ def test_040_moves_every_bar_into_one_table_once_and_the_views_read_the_same(
         assert [r for r in after[level] if r[1] < second] == before[level], "day one moved"
         assert len(after[level]) == 2 * len(before[level])
     volumes = clickhouse.query(
-        f"SELECT seconds, sum(volume) FROM `{db}`.bars WHERE bucket >= toDateTime({(DAY + 86_400_000) // 1000}) "
-        "GROUP BY seconds ORDER BY seconds"
+        f"SELECT seconds, sum(volume) FROM `{db}`.bars "
+        f"WHERE bucket >= toDateTime({(DAY + 86_400_000) // 1000}) GROUP BY seconds ORDER BY seconds"
     ).result_rows
     day_two = [r for r in after["1d"] if r[1] >= second]
     assert [s for s, _ in volumes] == [60, 300, 3600, 86400]
