@@ -78,7 +78,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.bars_from_aggregates_mv TO {db}.bars
 SELECT
     seconds,
     src.symbol AS symbol,
-    toDateTime(intDiv(toUnixTimestamp(src.timestamp), seconds) * seconds, 'UTC') AS bucket,
+    toDateTime(intDiv(toUnixTimestamp64Milli(src.timestamp), seconds * 1000) * seconds, 'UTC') AS bucket,
     src.ev AS source,
     argMinState(src.open, toInt128(toUnixTimestamp64Milli(src.timestamp)) * toInt128('18446744073709551616') - (toUnixTimestamp64Milli(src.end_timestamp) + src.received_delay_ms)) AS open,
     max(src.high) AS high,
@@ -94,7 +94,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.bars_corrections_mv TO {db}.bars AS
 SELECT
     seconds,
     r.symbol AS symbol,
-    toDateTime(intDiv(toUnixTimestamp(r.timestamp), seconds) * seconds, 'UTC') AS bucket,
+    toDateTime(intDiv(toUnixTimestamp64Milli(r.timestamp), seconds * 1000) * seconds, 'UTC') AS bucket,
     r.ev AS source,
     argMinStateIf(toFloat64(0), toInt128(0), false) AS open,
     -inf AS high,
@@ -140,7 +140,7 @@ WITH
 SELECT
     seconds,
     t.symbol AS symbol,
-    toDateTime(intDiv(toUnixTimestamp(t.timestamp), seconds) * seconds, 'UTC') AS bucket,
+    toDateTime(intDiv(toUnixTimestamp64Milli(t.timestamp), seconds * 1000) * seconds, 'UTC') AS bucket,
     t.ev AS source,
     argMinStateIf(t.price, toInt128(toUnixTimestamp64Milli(t.timestamp)) * toInt128('18446744073709551616') + t.sequence, t.ev != 'T' OR NOT hasAny(t.conditions, no_oc)) AS open,
     max(if(t.ev != 'T' OR NOT hasAny(t.conditions, no_hl), t.price, -inf)) AS high,
@@ -156,7 +156,7 @@ CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.bars_from_quotes_mv TO {db}.bars AS
 SELECT
     seconds,
     q.symbol AS symbol,
-    toDateTime(intDiv(toUnixTimestamp(q.timestamp), seconds) * seconds, 'UTC') AS bucket,
+    toDateTime(intDiv(toUnixTimestamp64Milli(q.timestamp), seconds * 1000) * seconds, 'UTC') AS bucket,
     q.ev AS source,
     argMinState((q.bid_price + q.ask_price) / 2, toInt128(toUnixTimestamp64Milli(q.timestamp)) * toInt128('18446744073709551616') + q.sequence) AS open,
     max((q.bid_price + q.ask_price) / 2) AS high,
