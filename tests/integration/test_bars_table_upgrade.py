@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.integration.test_research_bars import aggregate, trade
 from tickpipe_clickhouse.connect import INSERT_SETTINGS
 from tickpipe_clickhouse.schema import migrations
 from tickpipe_clickhouse.sink.routing import COLUMNS
@@ -24,23 +25,6 @@ pytestmark = pytest.mark.integration
 DAY = 1_733_097_600_000  # 2024-12-02 00:00 UTC
 OPEN = DAY + 14 * 3_600_000 + 30 * 60_000
 LEVELS = ("1m", "5m", "1h", "1d")
-
-
-def _aggregate(ev: str, symbol: str, start: int, price: float, volume: float, received: int) -> bytes:
-    length = 1000 if ev == "A" else 60_000
-    return orjson.dumps({
-        "ev": ev, "symbol": symbol, "start_ms": start, "end_ms": start + length, "open": price,
-        "high": price + 0.05, "low": price - 0.05, "close": price + 0.01, "volume": volume,
-        "vwap": price, "avg_size": 10.0, "received_ns": received * 1_000_000,
-    })  # fmt: skip
-
-
-def _trade(symbol: str, t: int, price: float, size: float, sequence: int) -> bytes:
-    return orjson.dumps({
-        "ev": "T", "symbol": symbol, "ts_ms": t, "price": price, "size": size, "exchange": 4,
-        "trade_id": str(sequence), "tape": 3, "conditions": [], "sequence": sequence,
-        "received_ns": (t + 5) * 1_000_000,
-    })  # fmt: skip
 
 
 def _quote(symbol: str, t: int, bid: float, ask: float, sequence: int) -> bytes:
@@ -64,12 +48,12 @@ def _insert(clickhouse: Any, db: str, table: str, token: str, rows: list[bytes])
 def _fill(clickhouse: Any, db: str, day: int) -> None:
     """Two hours of one symbol per source, in inserts of 100 rows, and one re-sent minute."""
     opening = day + 14 * 3_600_000 + 30 * 60_000
-    seconds = [_aggregate("A", "AAPL", opening + s * 1000, 100 + s / 1000, 10, opening + s * 1000 + 1500)
+    seconds = [aggregate("A", "AAPL", opening + s * 1000, 100 + s / 1000, 10, opening + s * 1000 + 1500)
                for s in range(0, 7200, 9)]  # fmt: skip
-    minutes = [_aggregate("AM", "MSFT", t, 400 + m / 10, 500, t + 61_000)
+    minutes = [aggregate("AM", "MSFT", t, 400 + m / 10, 500, t + 61_000)
                for m, t in ((m, opening + m * 60_000) for m in range(120))]  # fmt: skip
-    resent = [_aggregate("AM", "MSFT", opening + 60_000, 401.0, 900, opening + 300_000)]
-    trades = [_trade("TSLA", opening + i * 700, 250 + (i % 13) / 10, 1 + i % 5, i) for i in range(2000)]
+    resent = [aggregate("AM", "MSFT", opening + 60_000, 401.0, 900, opening + 300_000)]
+    trades = [trade("TSLA", opening + i * 700, 250 + (i % 13) / 10, 1 + i % 5, i) for i in range(2000)]
     quotes = [_quote("C:EUR-USD", opening + i * 900, 1.05 + (i % 7) / 1e4, 1.0502, i) for i in range(2000)]
     for table, rows in (("aggregates", seconds + minutes + resent), ("trades", trades), ("quotes", quotes)):
         for i in range(0, len(rows), 100):
