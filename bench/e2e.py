@@ -11,7 +11,13 @@ through the three services as separate processes. Reported per rate:
 - event -> queryable latency percentiles: a poller asks the sink's query endpoint every 50 ms for
   the trades of eight busy symbols it has not seen yet; an event's latency is that poll's time minus
   the moment the producer read it (`received`): an upper bound, polling adds up to 50 ms;
-- peak RSS and CPU seconds of each process (producer, processor, sink, broker, simulator).
+- peak RSS and CPU seconds of each process (producer, processor, sink, broker, simulator);
+- how long the sink and the processor took from their start to holding their partitions
+  (`start_up_seconds`). The producer, and so the feed, starts only then: a deployed pipeline's
+  consumers are running when events arrive, and a start-up backlog would otherwise be most of a
+  30 s run's p99.
+The bench reads the services' metrics and the simulator's state every `STATS_SECONDS` (every poll
+once the feed has finished), so its own requests cost the services little.
 `--param stages=true` adds where the latency goes: when each trade became readable on the raw and
 the filtered topic, and the probe's p50/p99 per 3 s of the run (bench/e2e_stages.py).
 Targets: >= 50k events/s sustained with zero loss; p99 <= 1 s at 10k events/s.
@@ -25,6 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import ConsumerGroupState, KafkaException
+from confluent_kafka.admin import AdminClient
+
 from bench.common import ProcessSampler
 from tickpipe.contract import dlq_topic
 from tickpipe.kafka import ensure_topics
@@ -36,6 +45,8 @@ from tickpipe_simulator.testing import SimulatorProcess
 
 CSV = "channel,symbol\nA,*\nAM,*\nT,*\nQ,*\n"
 POLL_SECONDS = 0.05
+STATS_SECONDS = 0.5  # lag, rows and the feed's state while the session runs
+READY_SECONDS = 120.0  # the sink and the processor hold their partitions within this, or the run fails
 # The latency sample: every trade of these symbols (a few percent of all events), so each poll
 # stays small and the poller keeps its 50 ms rhythm at any rate.
 PROBED_SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META", "GOOGL", "AMD"]
@@ -76,6 +87,38 @@ def _services(workdir: Path, bootstrap: str, sim: SimulatorProcess, tag: str) ->
         name: ServiceProcess(name, [name], env, logs / f"{tag}-{name}.log", free_port())
         for name in ("sink", "processor", "producer")
     }
+
+
+def _wait_until_assigned(
+    bootstrap: str, services: dict[str, ServiceProcess], groups: dict[str, str]
+) -> float:
+    """Wait until each service's consumer group is stable and every member holds partitions.
+
+    Returns the seconds waited; raises if a service exits or the deadline passes."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    started = time.monotonic()
+    waiting = dict(groups)
+    while waiting:
+        for name in waiting:
+            if not services[name].running():
+                raise RuntimeError(f"{name} exited before it held its partitions:\n{services[name].tail()}")
+        if time.monotonic() - started > READY_SECONDS:
+            raise RuntimeError(f"not assigned within {READY_SECONDS:.0f} s: {sorted(waiting)}")
+        futures = admin.describe_consumer_groups(list(waiting.values()))
+        for name, group in list(waiting.items()):
+            try:
+                found = futures[group].result(10)
+            except (KafkaException, TimeoutError):
+                continue  # the group or its coordinator is not known yet: ask again
+            members = found.members or []
+            if (
+                found.state == ConsumerGroupState.STABLE
+                and members
+                and all(m.assignment and m.assignment.topic_partitions for m in members)
+            ):
+                del waiting[name]
+        time.sleep(POLL_SECONDS)
+    return time.monotonic() - started
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -171,8 +214,13 @@ def _run_rate(
             stage_probe = StageProbe(broker.bootstrap, f"{tag}-raw", f"{tag}-filtered")
         samplers: dict[str, ProcessSampler] = {}
         try:
+            for name in ("sink", "processor"):
+                services[name].start()
+            start_up = _wait_until_assigned(
+                broker.bootstrap, services, {"sink": f"{tag}-sink", "processor": f"{tag}-processor"}
+            )
+            services["producer"].start()
             for service in services.values():
-                service.start()
                 assert service.pid is not None
                 samplers[service.name] = ProcessSampler(service.pid)
             assert broker.pid is not None
@@ -185,8 +233,13 @@ def _run_rate(
             finished_at: float | None = None
             sent = None
             rows = 0.0
+            next_stats = 0.0
             while time.monotonic() < deadline:
                 probe.poll()
+                if finished_at is None and time.monotonic() < next_stats:
+                    time.sleep(POLL_SECONDS)
+                    continue
+                next_stats = time.monotonic() + STATS_SECONDS
                 for sampler in samplers.values():
                     sampler.sample()
                 for name in ("processor", "sink"):
@@ -219,6 +272,7 @@ def _run_rate(
         "zero_loss": sent is not None and int(rows) == sent,
         "drain_seconds_after_session": round(drain, 2) if drain is not None else None,
         "max_consumer_lag": max_lag,
+        "start_up_seconds": round(start_up, 2),
         "latency_event_to_queryable": _percentiles(probe.latencies),
         "peak_rss_mb": {name: round(s.peak_rss_mb, 1) for name, s in samplers.items()},
         "cpu_seconds": {name: round(s.cpu_seconds, 1) for name, s in samplers.items()},

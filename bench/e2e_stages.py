@@ -6,8 +6,9 @@ record, how long after the producer read the event it became readable there:
 - filtered: `FILTERED_TOPIC` (the processor's committed transaction), trades only (the events the
   query probe follows), from the record's `received_ns`.
 With the probe's event -> queryable latencies they split the path into producer, processor and
-sink + ClickHouse. The probe's latencies are also reported per `WINDOW_SECONDS` of the run (p50 and
-p99 per window), which shows a transient (start-up, a stall) apart from the steady state.
+sink + ClickHouse. Each stage's latencies and the probe's are also reported per `WINDOW_SECONDS` of
+the run (p50 and p99 per window), which shows a transient (start-up, a stall) and the stage it
+happens in apart from the steady state.
 
 The consumers cost the broker fetches of their own (a few CPU-seconds a minute), so a run with
 stages is not the one to read the broker's CPU from.
@@ -33,7 +34,7 @@ class StageProbe:
     """Follows the raw and filtered topics of one run in background threads."""
 
     def __init__(self, bootstrap: str, raw_topic: str, filtered_topic: str):
-        self.delays: dict[str, list[float]] = {"raw": [], "filtered": []}
+        self.delays: dict[str, list[tuple[float, float]]] = {"raw": [], "filtered": []}  # (seen, delay)
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._follow, args=(bootstrap, topic, stage), daemon=True)
@@ -65,9 +66,9 @@ class StageProbe:
                     if stage == "raw":
                         received = dict(message.headers() or []).get(RECEIVED_NS)
                         if received is not None:
-                            delays.append(now - int(received) / 1e9)
+                            delays.append((now, now - int(received) / 1e9))
                     elif value.startswith(b'{"ev":"T"'):
-                        delays.append(now - orjson.loads(value)["received_ns"] / 1e9)
+                        delays.append((now, now - orjson.loads(value)["received_ns"] / 1e9))
         finally:
             consumer.close()
 
@@ -75,7 +76,10 @@ class StageProbe:
         self._stop.set()
         for thread in self._threads:
             thread.join(10)
-        return {stage: _percentiles(values) for stage, values in self.delays.items()}
+        return {
+            stage: {**_percentiles([delay for _, delay in seen]), "by_window": by_window(seen)}
+            for stage, seen in self.delays.items()
+        }
 
 
 def by_window(samples: list[tuple[float, float]]) -> list[dict[str, float]]:
