@@ -80,7 +80,7 @@ def _services(workdir: Path, bootstrap: str, sim: SimulatorProcess, tag: str) ->
         "SINK_INSTANCE_ID": f"{tag}-sink",
     }
     # Settings to try pass through: PROCESSOR_BATCH_MS=50 SINK_BATCH_SECONDS=0.2 python -m bench e2e
-    tunable = ("PROCESSOR_BATCH", "SINK_BATCH", "QUEUE_")
+    tunable = ("PROCESSOR_BATCH", "SINK_BATCH", "SINK_INSERT", "QUEUE_")
     env.update({key: value for key, value in os.environ.items() if key.startswith(tunable)})
     logs = workdir / "logs"
     return {

@@ -75,6 +75,12 @@ class SinkSettings(ClickHouseSettings):
     sink_batch_seconds: float = Field(
         0.5, gt=0, le=60, description="flush when the oldest buffered row is this old"
     )
+    sink_insert_sessions: int = Field(
+        3,
+        ge=1,
+        le=8,
+        description="sessions inserting one batch's tables (trades, quotes, ...) at once; 1 = in turn",
+    )
     sink_dlq_topic: str | None = Field(
         None, description="rows ClickHouse rejects; default <FILTERED_TOPIC>.dlq"
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -209,3 +211,77 @@ def test_a_replay_spanning_two_months_inserts_again_only_the_month_not_stored() 
     assert ClickHouseWriter(client, "db").write(replayed) == []
     assert client.inserts[1:] == [("t:0:0-2:trades:again1:197002", values[1:])]
     assert client.stored == {"A", "B", "C"}
+
+
+class MeetingClient(FakeClient):
+    """Its first insert waits until the barrier's other parties are inserting too (or fails at the
+    barrier's timeout): inserts made one after another never meet."""
+
+    def __init__(
+        self, barrier: threading.Barrier, error: str | None = None, slow: threading.Event | None = None
+    ):
+        super().__init__()
+        self.barrier = barrier
+        self.fail_with = error
+        self.slow = slow
+        self.met = False
+
+    def raw_insert(
+        self, table: str, columns: Any, insert_block: bytes, fmt: str, settings: dict[str, Any]
+    ) -> None:
+        if not self.met:
+            self.met = True
+            self.barrier.wait()
+        if self.slow is not None:  # still inserting after the others have ended
+            time.sleep(0.2)
+            self.slow.set()
+        if self.fail_with is not None:
+            raise RuntimeError(self.fail_with)
+        super().raw_insert(table, columns, insert_block, fmt, settings)
+
+
+MIXED = [
+    b'{"ev":"Q","symbol":"AAPL"}',
+    b'{"ev":"A","symbol":"AAPL","m":"bad"}',
+    b'{"ev":"T","symbol":"AAPL"}',
+    b'{"ev":"T","symbol":"MSFT","m":"bad"}',
+    b'{"ev":"A",\n"symbol":"X"}',
+    b'{"ev":"AM","symbol":"AAPL"}',
+    b'{"ev":"T","symbol":"NVDA"}',
+]
+
+
+def test_with_a_session_per_table_the_tables_are_inserted_at_once_with_the_same_outcome() -> None:
+    one = FakeClient()
+    sequential = ClickHouseWriter(one, "db")
+    alone = sequential.write(batch(MIXED))
+    barrier = threading.Barrier(3, timeout=5)  # three tables: sequential inserts would never meet
+    clients = [MeetingClient(barrier) for _ in range(3)]
+    writer = ClickHouseWriter(clients[0], "db", sessions=clients[1:])
+    try:
+        together = writer.write(batch(MIXED))
+    finally:
+        writer.close()
+    assert [(r.record.offset(), r.reason) for r in together] == [(r.record.offset(), r.reason) for r in alone]
+    assert [r.record.offset() for r in together] == [4, 1, 3], "each table's rejects, tables in order"
+    assert sorted(i for c in clients for i in c.inserts) == sorted(one.inserts), "same tokens, same rows"
+    assert all(len(c.inserts) <= 2 for c in clients), "the tables were spread over the sessions"
+    assert writer.inserts == sequential.inserts, "the same attempts, failed halves included"
+
+
+def test_a_failed_table_is_raised_only_after_the_other_tables_inserts_ended() -> None:
+    barrier = threading.Barrier(3, timeout=5)
+    ended = threading.Event()
+    failing = "Code: 252. DB::Exception: Too many parts (300). (TOO_MANY_PARTS)"
+    clients = [
+        MeetingClient(barrier, error=failing),
+        MeetingClient(barrier, slow=ended),
+        MeetingClient(barrier, slow=threading.Event()),
+    ]
+    writer = ClickHouseWriter(clients[0], "db", sessions=clients[1:])
+    try:
+        with pytest.raises(TransientWriteError, match="code 252"):
+            writer.write(batch([MIXED[0], MIXED[2], MIXED[5]]))
+        assert ended.is_set(), "a retry must not overlap an insert of the batch still running"
+    finally:
+        writer.close()

@@ -94,14 +94,16 @@ def run_sink(settings: SinkSettings) -> int:
     target = Target(dsn)
     # On the embedded engine one insert parses on one thread: splitting a block across the
     # machine's few cores measured slower (docs/clickhouse.md). A server keeps its own default.
-    writer: Writer = with_faults(
-        ClickHouseWriter(
-            client,
-            database,
-            EMBEDDED_INSERT_SETTINGS if target.embedded else None,
-            topic_tables=dict.fromkeys(gap_states, contract.GAP_STATE_TABLE),
-        )
+    # More sessions of the same ClickHouse: a batch's tables are inserted at once, one session each.
+    sessions = [connect(dsn) for _ in range(settings.sink_insert_sessions - 1)]
+    tables_writer = ClickHouseWriter(
+        client,
+        database,
+        EMBEDDED_INSERT_SETTINGS if target.embedded else None,
+        topic_tables=dict.fromkeys(gap_states, contract.GAP_STATE_TABLE),
+        sessions=sessions,
     )
+    writer: Writer = with_faults(tables_writer)
     sink = Sink(
         Consumer(consumer_config(settings)),
         settings.filtered_topic,
@@ -137,6 +139,9 @@ def run_sink(settings: SinkSettings) -> int:
             endpoint.stop()
             endpoint.close_readers()
         server.stop()
+        tables_writer.close()
+        for session in sessions:
+            session.close()
         client.close()
     log.info("sink stopped")
     return 0

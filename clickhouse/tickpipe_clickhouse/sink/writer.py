@@ -2,7 +2,8 @@
 
 Fast path: each record is routed by its first bytes (routing.py) and the JSON values of one
 table go to ClickHouse as they are (JSONEachRow), one insert per table with the token
-`topic:partition:first-last:table`; parsing happens in ClickHouse's C++ code, not in Python
+`topic:partition:first-last:table` (the tables of a batch at the same time when the writer has a
+session for each, ClickHouseWriter); parsing happens in ClickHouse's C++ code, not in Python
 (building columns in Python measured about 3x slower; see docs/clickhouse.md). Records with no
 table (not JSON, unknown `ev`) are rejected here without a round trip.
 If ClickHouse rejects the data, the rows of that table are halved and each half inserted with a
@@ -36,7 +37,10 @@ at a time. Found by the chaos suite (docs/reliability.md).
 from __future__ import annotations
 
 import logging
+import queue
 import re
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -153,7 +157,14 @@ _UNSIGNED_KEYS = {"sequence", "version"}
 
 
 class ClickHouseWriter:
-    """Writes batches into the raw tables (aggregates, trades, quotes, books) through clickhouse-connect."""
+    """Writes batches into the raw tables (aggregates, trades, quotes, books) through clickhouse-connect.
+
+    With `sessions` (more clients of the same ClickHouse), the tables of one batch are inserted at
+    the same time, one session each: a batch's trades, quotes and aggregates are then queryable
+    after the slowest of their inserts instead of after all three in turn. Each table's inserts,
+    tokens and rejected rows are the same either way, and a write returns only when every table's
+    inserts have ended, so a retried batch never overlaps itself.
+    """
 
     def __init__(
         self,
@@ -161,12 +172,24 @@ class ClickHouseWriter:
         database: str,
         settings: dict[str, Any] | None = None,
         topic_tables: dict[str, str] | None = None,
+        sessions: Sequence[Any] = (),
     ):
         self.client = client
         self.database = database
         self.topic_tables = topic_tables or {}
         self.settings = {**INSERT_SETTINGS, **(settings or {})}
-        self.inserts = 0  # ClickHouse inserts issued (for metrics and tests)
+        self._inserters = [_Inserter(c, database, self.settings) for c in (client, *sessions)]
+        self._idle: queue.SimpleQueue[_Inserter] = queue.SimpleQueue()
+        for inserter in self._inserters:
+            self._idle.put(inserter)
+        self._pool = (
+            ThreadPoolExecutor(len(self._inserters), thread_name_prefix="sink-insert") if sessions else None
+        )
+
+    @property
+    def inserts(self) -> int:
+        """ClickHouse inserts issued (for metrics and tests)."""
+        return sum(inserter.inserts for inserter in self._inserters)
 
     def write(self, batch: Batch) -> list[Rejected]:
         rejected: list[Rejected] = []
@@ -185,15 +208,67 @@ class ClickHouseWriter:
                 found = tables[table] = ([], [])
             found[0].append(record)
             found[1].append(value)
+        parts: list[tuple[list[Rejected], _TableWork | None]] = []
         for table in sorted(tables):  # a fixed order: a replay issues the same inserts
             records, values = tables[table]
+            early: list[Rejected] = []
             if sum(value.count(b"\n") for value in values):  # one JSON value per line, or it is not ours
-                records, values = _one_line_each(records, values, rejected)
-            if values:
-                already_rejected = len(rejected)
-                self._insert_isolating(table, records, values, f"{batch.token}:{table}", rejected)
-                if batch.replay and len(rejected) == already_rejected:
-                    self._ensure_present(table, values, f"{batch.token}:{table}")
+                records, values = _one_line_each(records, values, early)
+            token = f"{batch.token}:{table}"
+            parts.append((early, _TableWork(table, records, values, token, batch.replay) if values else None))
+        written = iter(self._write_tables([work for _, work in parts if work is not None]))
+        for early, work in parts:
+            rejected.extend(early)
+            if work is not None:
+                rejected.extend(next(written))
+        return rejected
+
+    def _write_tables(self, work: list[_TableWork]) -> list[list[Rejected]]:
+        """Each table's rejected rows, in `work`'s order; the first failure (in that order) raised
+        once every table's inserts have ended."""
+        if self._pool is None or len(work) < 2:
+            return [self._inserters[0].write_table(item) for item in work]
+        futures = [self._pool.submit(self._on_idle_session, item) for item in work]
+        wait(futures)
+        return [future.result() for future in futures]
+
+    def _on_idle_session(self, item: _TableWork) -> list[Rejected]:
+        inserter = self._idle.get()  # never waits: the pool has one thread per session
+        try:
+            return inserter.write_table(item)
+        finally:
+            self._idle.put(inserter)
+
+    def close(self) -> None:
+        """Stop the insert threads (the clients are the caller's)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+@dataclass(frozen=True)
+class _TableWork:
+    table: str
+    records: list[Record]
+    values: list[bytes]
+    token: str
+    replay: bool
+
+
+class _Inserter:
+    """One session's inserts of a table's rows: deduplicated by token, bad rows isolated, a replay
+    checked for presence."""
+
+    def __init__(self, client: Any, database: str, settings: dict[str, Any]):
+        self.client = client
+        self.database = database
+        self.settings = settings
+        self.inserts = 0
+
+    def write_table(self, item: _TableWork) -> list[Rejected]:
+        rejected: list[Rejected] = []
+        self._insert_isolating(item.table, item.records, item.values, item.token, rejected)
+        if item.replay and not rejected:
+            self._ensure_present(item.table, item.values, item.token)
         return rejected
 
     def _ensure_present(self, table: str, values: list[bytes], token: str) -> None:
