@@ -1,20 +1,34 @@
-"""What RAW_TOPIC already holds around a gap, as event identities (read_committed)."""
+"""What RAW_TOPIC already holds around a gap (read_committed): event identities, and how many
+events earlier repairs restored for each gap."""
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
+from tickpipe import contract
 from tickpipe_history.repair_events import identity
 
+_REST = (contract.SOURCE, b"rest")
 
-def published_since(kafka: dict[str, str], topic: str, lo_ms: int) -> set[tuple[Any, ...]]:
-    """Identities of the events in `topic` (committed) from the first record stamped at or after
-    `lo_ms` to the end of each partition at the time of the call: the live feed's events around
-    the gap and those earlier repairs restored (stamped later, when they were produced)."""
+
+@dataclass
+class Published:
+    identities: set[tuple[Any, ...]] = field(default_factory=set)
+    # events marked `tp.source=rest`, by their `tp.gap_id`: a gap repaired again (its record read
+    # twice, or a second gap with the same id) counts what was restored for it before
+    restored: Counter[str] = field(default_factory=Counter)
+
+
+def published_since(kafka: dict[str, str], topic: str, lo_ms: int) -> Published:
+    """The events in `topic` (committed) from the first record stamped at or after `lo_ms` to the
+    end of each partition at the time of the call: the live feed's events around the gap and those
+    earlier repairs restored (stamped later, when they were produced)."""
     consumer = Consumer(
         {
             **kafka,
@@ -24,7 +38,7 @@ def published_since(kafka: dict[str, str], topic: str, lo_ms: int) -> set[tuple[
             "enable.partition.eof": True,
         }
     )
-    seen: set[tuple[Any, ...]] = set()
+    seen = Published()
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         starts = consumer.offsets_for_times([TopicPartition(topic, p, lo_ms) for p in partitions], timeout=10)
@@ -51,7 +65,11 @@ def published_since(kafka: dict[str, str], topic: str, lo_ms: int) -> set[tuple[
                 continue
             key = identity(event) if isinstance(event, dict) else None
             if key is not None:
-                seen.add(key)
+                seen.identities.add(key)
+            headers = message.headers()
+            if headers and _REST in headers:
+                gap_id = dict(headers).get(contract.GAP_ID)
+                seen.restored[gap_id.decode(errors="replace") if isinstance(gap_id, bytes) else ""] += 1
     finally:
         consumer.close()
     return seen

@@ -297,9 +297,9 @@ class RepairService:
             try:
                 seen = published_since(self.kafka, self.settings.raw_topic, lo)
                 read = time.monotonic()
-                events = self.repairer.events(gap, seen)
+                events = self.repairer.events(gap, seen.identities)
                 fetched = time.monotonic()
-                self._commit(consumer, producer, message, events, gap)
+                self._commit(consumer, producer, message, events, gap, seen.restored[gap.gap_id])
                 break
             except (RestFailure, KafkaException) as exc:
                 log.warning("repair of %s failed, retrying: %s", gap.gap_id, exc)
@@ -350,8 +350,19 @@ class RepairService:
                 self.stop.wait(5.0)
 
     def _commit(
-        self, consumer: Consumer, producer: Producer, message: Any, events: list[Event], gap: Gap | None
+        self,
+        consumer: Consumer,
+        producer: Producer,
+        message: Any,
+        events: list[Event],
+        gap: Gap | None,
+        restored_before: int = 0,
     ) -> None:
+        """The events, the gap's `repaired` state and the gap record's offset in one transaction.
+
+        The state's rows are all this gap has had restored: `restored_before` (found in RAW_TOPIC,
+        from an earlier repair of the same gap id) plus these events, so the newest state, the one
+        feed_gaps keeps, is the whole count."""
         producer.begin_transaction()
         try:
             now = str(time.time_ns()).encode()
@@ -373,7 +384,7 @@ class RepairService:
                 producer.produce(
                     self.settings.gap_states_topic,
                     key=gap.gap_id.encode(),
-                    value=gap_state(gap, "repaired", len(events)),
+                    value=gap_state(gap, "repaired", restored_before + len(events)),
                 )
             offsets = [TopicPartition(message.topic(), message.partition(), message.offset() + 1)]
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
