@@ -5,7 +5,8 @@
     python -m bench soak --param probe=none               # no latency probe (its cost, measured)
 
 The simulator, the producer, the processor, the sink (chDB) and the broker run as separate
-processes, as in `bench e2e`. Reported for every minute of the session:
+processes, as in `bench e2e` (the producer, so the feed, starts once the sink and the processor
+hold their partitions). Reported for every minute of the session:
 - events the simulator sent, rows in ClickHouse, and how far ClickHouse is behind at the minute's end
   (the run ends with zero loss only if every sent event is a row);
 - event -> queryable p50/p99/max of the trades the probe first saw in that minute;
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.e2e import PROBED_SYMBOLS, LatencyProbe, _percentiles, _services
+from bench.e2e import PROBED_SYMBOLS, LatencyProbe, _percentiles, _services, _wait_until_assigned
 from tickpipe_demo.monitor import scrape, total
 from tickpipe_demo.services import ServiceProcess
 from tickpipe_local.kafka_broker import KafkaBroker
@@ -259,8 +260,12 @@ def _soak(
         prober = kinds[probe_kind](folder) if probe_kind in kinds else None
         rows_list: list[dict[str, Any]] = []
         try:
-            for service in services.values():
-                service.start()
+            for name in ("sink", "processor"):  # the feed starts once they hold their partitions
+                services[name].start()
+            _wait_until_assigned(
+                broker.bootstrap, services, {"sink": f"{tag}-sink", "processor": f"{tag}-processor"}
+            )
+            services["producer"].start()
             assert broker.pid is not None
             assert sim.process is not None
             procs = {name: Proc(s.process.pid) for name, s in services.items() if s.process is not None}
