@@ -121,6 +121,18 @@ def _wait_until_assigned(
     return time.monotonic() - started
 
 
+def _start_feed_last(bootstrap: str, services: dict[str, ServiceProcess], tag: str) -> float:
+    """Start the sink and the processor, wait until they hold their partitions, then the producer
+    (and so the feed); returns the seconds the consumers took."""
+    for name in ("sink", "processor"):
+        services[name].start()
+    waited = _wait_until_assigned(
+        bootstrap, services, {"sink": f"{tag}-sink", "processor": f"{tag}-processor"}
+    )
+    services["producer"].start()
+    return waited
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
@@ -214,12 +226,7 @@ def _run_rate(
             stage_probe = StageProbe(broker.bootstrap, f"{tag}-raw", f"{tag}-filtered")
         samplers: dict[str, ProcessSampler] = {}
         try:
-            for name in ("sink", "processor"):
-                services[name].start()
-            start_up = _wait_until_assigned(
-                broker.bootstrap, services, {"sink": f"{tag}-sink", "processor": f"{tag}-processor"}
-            )
-            services["producer"].start()
+            start_up = _start_feed_last(broker.bootstrap, services, tag)
             for service in services.values():
                 assert service.pid is not None
                 samplers[service.name] = ProcessSampler(service.pid)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.e2e import PROBED_SYMBOLS, LatencyProbe, _percentiles, _services, _wait_until_assigned
+from bench.e2e import PROBED_SYMBOLS, LatencyProbe, _percentiles, _services, _start_feed_last
 from tickpipe_demo.monitor import scrape, total
 from tickpipe_demo.services import ServiceProcess
 from tickpipe_local.kafka_broker import KafkaBroker
@@ -260,12 +260,7 @@ def _soak(
         prober = kinds[probe_kind](folder) if probe_kind in kinds else None
         rows_list: list[dict[str, Any]] = []
         try:
-            for name in ("sink", "processor"):  # the feed starts once they hold their partitions
-                services[name].start()
-            _wait_until_assigned(
-                broker.bootstrap, services, {"sink": f"{tag}-sink", "processor": f"{tag}-processor"}
-            )
-            services["producer"].start()
+            _start_feed_last(broker.bootstrap, services, tag)
             assert broker.pid is not None
             assert sim.process is not None
             procs = {name: Proc(s.process.pid) for name, s in services.items() if s.process is not None}
