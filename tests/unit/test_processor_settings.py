@@ -48,3 +48,14 @@ def test_passthrough_tunes_but_cannot_break_exactly_once(monkeypatch: pytest.Mon
     assert consumer["fetch.wait.max.ms"] == "7"
     assert consumer["group.instance.id"] == "a"
     assert producer_config(settings)["transactional.id"] == "tickpipe-processor-a"
+
+
+def test_a_full_prefetch_queue_is_refilled_within_a_batch_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """librdkafka postpones the next fetch by `fetch.queue.backoff.ms` (1 s unless set) once the
+    prefetch queue is full; under a backlog the loop drains it long before that and would then wait
+    in consume(). The backoff must be far shorter than one batch wait."""
+    monkeypatch.setenv("PROCESSOR_INSTANCE_ID", "a")
+    settings = load_settings(ProcessorSettings)
+    consumer = consumer_config(settings)
+    assert consumer["fetch.queue.backoff.ms"] * 10 <= settings.processor_batch_ms
+    assert consumer["queued.max.messages.kbytes"] <= 8 * 1024  # the peak-RSS bound stays
