@@ -79,8 +79,9 @@ def _services(workdir: Path, bootstrap: str, sim: SimulatorProcess, tag: str) ->
         "SINK_GROUP_ID": f"{tag}-sink",  # would hold the next run's partitions for a session timeout
         "SINK_INSTANCE_ID": f"{tag}-sink",
     }
-    # Settings to try pass through: PROCESSOR_BATCH_MS=50 SINK_BATCH_SECONDS=0.2 python -m bench e2e
-    tunable = ("PROCESSOR_BATCH", "SINK_BATCH", "SINK_INSERT", "QUEUE_")
+    # Settings to try pass through (KAFKA_FETCH_* to every consumer):
+    # PROCESSOR_BATCH_MS=50 SINK_BATCH_SECONDS=0.2 python -m bench e2e
+    tunable = ("PROCESSOR_BATCH", "SINK_BATCH", "SINK_INSERT", "QUEUE_", "KAFKA_FETCH")
     env.update({key: value for key, value in os.environ.items() if key.startswith(tunable)})
     logs = workdir / "logs"
     return {
