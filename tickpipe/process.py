@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,7 +17,35 @@ class StartError(RuntimeError):
     """A local part did not start; the message says which part and why (with its log's tail)."""
 
 
+_LOWEST_PORT = 20_000
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux; IANA's range elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 49_152, 65_535
+
+
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing is bound to now, for a process started later to listen on.
+
+    Chosen below the kernel's ephemeral range: a port from that range (what binding port 0 gives)
+    can be taken in the meantime by any outgoing connection, a Kafka client's say, and the later
+    listen then fails with "Address already in use". Falls back to port 0 when that range starts
+    too low to leave room."""
+    low, _ = _ephemeral_ports()
+    if low - _LOWEST_PORT >= 1_000:
+        for _ in range(50):
+            port = random.randrange(_LOWEST_PORT, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
