@@ -18,6 +18,7 @@ class StartError(RuntimeError):
 
 
 _LOWEST_PORT = 20_000
+_GIVEN: set[int] = set()  # ports this process handed out: not listened on yet, perhaps
 
 
 def _ephemeral_ports() -> tuple[int, int]:
@@ -35,17 +36,20 @@ def free_port(host: str = "127.0.0.1") -> int:
     Chosen below the kernel's ephemeral range: a port from that range (what binding port 0 gives)
     can be taken in the meantime by any outgoing connection, a Kafka client's say, and the later
     listen then fails with "Address already in use". Falls back to port 0 when that range starts
-    too low to leave room."""
+    too low to leave room. A port is not given twice by one process."""
     low, _ = _ephemeral_ports()
     if low - _LOWEST_PORT >= 1_000:
         for _ in range(50):
             port = random.randrange(_LOWEST_PORT, low)
+            if port in _GIVEN:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
                 try:
                     sock.bind((host, port))
                 except OSError:
                     continue
-                return port
+            _GIVEN.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])

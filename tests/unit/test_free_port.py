@@ -28,3 +28,11 @@ def test_a_port_in_use_is_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr("tickpipe.process.random.randrange", lambda low, high: next(draws))
         monkeypatch.setattr("tickpipe.process._ephemeral_ports", lambda: (taken + 1_000, 65_535))
         assert free_port() == taken + 1
+
+
+def test_a_port_is_not_given_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    draws: Iterator[int] = iter([24_321, 24_321, 24_322])
+    monkeypatch.setattr("tickpipe.process.random.randrange", lambda low, high: next(draws))
+    monkeypatch.setattr("tickpipe.process._ephemeral_ports", lambda: (32_768, 60_999))
+    monkeypatch.setattr("tickpipe.process._GIVEN", set())
+    assert [free_port(), free_port()] == [24_321, 24_322]  # nothing listens on it yet either time
