@@ -13,44 +13,37 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import orjson
 from confluent_kafka import Consumer
 
+from bench.common import dumps, machine
 from bench.processor import preload
 from tickpipe.kafka import ensure_topics
 from tickpipe_history import raw_scan
 from tickpipe_local.kafka_broker import KafkaBroker
 
 TOPIC = "bench-raw-scan"
+LIBRDKAFKA_DEFAULT_MS = 1000  # fetch.queue.backoff.ms when nothing sets it
 
 
-def _consumer_with(setting: str | None) -> Callable[[dict[str, Any]], Consumer]:
-    """The scan's Consumer; with `setting`, `fetch.queue.backoff.ms` put back to it."""
+def _scan(bootstrap: str, backoff_ms: int | None) -> dict[str, Any]:
+    """One read-back; with `backoff_ms`, the scan's consumer gets that `fetch.queue.backoff.ms`."""
 
-    def make(config: dict[str, Any]) -> Consumer:
-        if setting is None:
-            return Consumer(config)
-        return Consumer({**config, "fetch.queue.backoff.ms": setting})
+    def consumer(config: dict[str, Any]) -> Consumer:
+        return Consumer(config if backoff_ms is None else {**config, "fetch.queue.backoff.ms": backoff_ms})
 
-    return make
-
-
-def _scan(bootstrap: str, variant: str) -> dict[str, Any]:
-    factory = _consumer_with(None if variant == "tickpipe" else "1000")
-    with mock.patch.object(raw_scan, "Consumer", factory):
+    with mock.patch.object(raw_scan, "Consumer", consumer):
         wall, cpu = time.perf_counter(), time.process_time()
         seen = raw_scan.published_since({"bootstrap.servers": bootstrap}, TOPIC, 0)
-        return {
-            "variant": variant,
-            "identities": len(seen.identities),
-            "wall_s": round(time.perf_counter() - wall, 2),
-            "cpu_s": round(time.process_time() - cpu, 2),
-        }
+    return {
+        "variant": "tickpipe" if backoff_ms is None else f"backoff_{backoff_ms}ms",
+        "identities": len(seen.identities),
+        "wall_s": round(time.perf_counter() - wall, 2),
+        "cpu_s": round(time.process_time() - cpu, 2),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,15 +59,15 @@ def main(argv: list[str] | None = None) -> int:
             ensure_topics({"bootstrap.servers": broker.bootstrap}, [TOPIC], partitions=4)
             preload(broker.bootstrap, TOPIC, args.events)
             runs = [
-                _scan(broker.bootstrap, variant)
+                _scan(broker.bootstrap, backoff_ms)
                 for _ in range(args.repeat)
-                for variant in ("backoff_1s", "tickpipe")
+                for backoff_ms in (LIBRDKAFKA_DEFAULT_MS, None)
             ]
         finally:
             broker.stop()
     if len({run["identities"] for run in runs}) != 1:
         raise SystemExit(f"the scans disagree: {runs}")
-    print(orjson.dumps({"scenario": "repair_scan", "events": args.events, "runs": runs}).decode())
+    print(dumps({"scenario": "repair_scan", "events": args.events, "runs": runs, "machine": machine()}))
     return 0
 
 

@@ -21,13 +21,13 @@ _LOWEST_PORT = 20_000
 _GIVEN: set[int] = set()  # ports this process handed out: not listened on yet, perhaps
 
 
-def _ephemeral_ports() -> tuple[int, int]:
-    """The kernel's range for outgoing connections' local ports (Linux; IANA's range elsewhere)."""
+def _ephemeral_low() -> int:
+    """Where the kernel's range for outgoing connections' local ports starts (Linux; IANA's
+    49152 elsewhere)."""
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 49_152, 65_535
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49_152
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -37,7 +37,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     can be taken in the meantime by any outgoing connection, a Kafka client's say, and the later
     listen then fails with "Address already in use". Falls back to port 0 when that range starts
     too low to leave room. A port is not given twice by one process."""
-    low, _ = _ephemeral_ports()
+    low = _ephemeral_low()
     if low - _LOWEST_PORT >= 1_000:
         for _ in range(50):
             port = random.randrange(_LOWEST_PORT, low)
