@@ -2,19 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import platform
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from tickpipe_local.kafka_broker import KafkaBroker
+
 RESULTS_DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 RESULTS_MARKER = "<!-- bench results: rows appended by `python -m bench SCENARIO --record` -->"
+
+
+@dataclass(frozen=True)
+class Kafka:
+    """The broker a benchmark runs against: `broker` is None for one it did not start (not measured)."""
+
+    bootstrap: str
+    broker: KafkaBroker | None
+
+
+@contextlib.contextmanager
+def kafka(workdir: Path) -> Iterator[Kafka]:
+    """KAFKA_BOOTSTRAP_SERVERS when set, else a real local broker in `workdir/kafka`, stopped after."""
+    existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if existing:
+        yield Kafka(existing, None)
+        return
+    broker = KafkaBroker(workdir / "kafka").start()
+    try:
+        yield Kafka(broker.bootstrap, broker)
+    finally:
+        broker.stop()
 
 
 def machine() -> dict[str, Any]:

@@ -28,10 +28,10 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from bench.common import kafka
 from bench.processor_data import raw_events
 from tickpipe.kafka import ensure_topics
 from tickpipe.process import spawn, stop_pid
-from tickpipe_local.kafka_broker import KafkaBroker
 
 BENCH_RULES = """\
 version: 1
@@ -233,12 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-processor-") as tmp:
         work = Path(tmp)
-        broker = None
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            broker = KafkaBroker(work / "kafka").start()
+        with kafka(work) as broker:
             bootstrap = broker.bootstrap
-        try:
             rules = work / "rules.yaml"
             rules.write_text(BENCH_RULES)
             extra = dict(item.split("=", 1) for item in args.env)
@@ -260,9 +256,6 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for e in args.engines.split(",")
             ]
-        finally:
-            if broker is not None:
-                broker.stop()
     report: dict[str, Any] = {
         "scenario": "processor", "messages": args.messages, "env": extra, "partitions": args.partitions,
         "preload_s": round(preload_s, 2), "cpus": os.cpu_count(), "loadavg_1m": os.getloadavg()[0],

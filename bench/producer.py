@@ -26,12 +26,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import ProcessSampler
+from bench.common import ProcessSampler, kafka
 from tickpipe.kafka import ensure_topics
 from tickpipe.process import free_port
 from tickpipe_demo.monitor import scrape, total
 from tickpipe_demo.services import ServiceProcess
-from tickpipe_local.kafka_broker import KafkaBroker
 from tickpipe_simulator.testing import SimulatorProcess
 
 TARGET_EVENTS_PER_SECOND = 250_000
@@ -131,12 +130,8 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     runs: dict[str, list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        broker = None
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            broker = KafkaBroker(workdir / "kafka").start()
+        with kafka(workdir) as broker:
             bootstrap = broker.bootstrap
-        try:
             common = ["--symbols", "100", "--seed", "7", "--max-frame-events", "1000"]
             sim_args = {
                 "ceiling": [*common, "--rate", str(rate), "--speed", "0",
@@ -151,9 +146,6 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
                         topic = f"bench-{name}-{attempt}-{uuid.uuid4().hex[:8]}"
                         found = _measure(workdir, bootstrap, sim_args[mode], topic, budget[mode], engine)
                         runs.setdefault(name, []).append(found)
-        finally:
-            if broker is not None:
-                broker.stop()
     best = {name: max(found, key=lambda r: r["events_per_second"]) for name, found in runs.items()}
     result: dict[str, Any] = {
         **best,

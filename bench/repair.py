@@ -28,11 +28,11 @@ import numpy as np
 import orjson
 from confluent_kafka import Consumer
 
+from bench.common import kafka
 from tickpipe.kafka import ensure_topics
 from tickpipe.process import free_port
 from tickpipe_demo.monitor import scrape, total
 from tickpipe_demo.services import ServiceProcess
-from tickpipe_local.kafka_broker import KafkaBroker
 from tickpipe_simulator.testing import SimulatorProcess
 
 CSV = "channel,symbol\nA,*\nAM,*\nT,*\nQ,*\n"
@@ -160,16 +160,8 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     work = Path(tempfile.mkdtemp(prefix="bench-repair-"))
     gaps, gap_seconds = int(params.get("gaps", 10)), float(params.get("gap_seconds", 60))
     rate, symbols = int(params.get("rate", 2000)), int(params.get("symbols", 20))
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        broker = KafkaBroker(work / "kafka").start()
-        bootstrap = broker.bootstrap
-    try:
-        result = _run(work, bootstrap, gaps, gap_seconds, rate, symbols)
-    finally:
-        if broker is not None:
-            broker.stop()
+    with kafka(work) as broker:
+        result = _run(work, broker.bootstrap, gaps, gap_seconds, rate, symbols)
     summary = (
         f"repair of {gaps} gaps of {gap_seconds:.0f} s: p50 {result['latency_p50_s']} s, "
         f"p99 {result['latency_p99_s']} s after the producer was back (target {TARGET_P99_SECONDS:.0f} s), "

@@ -2,10 +2,11 @@
 
     python -m bench.repair_scan --events 500000 --repeat 3
 
-Starts a local broker, preloads a 4-partition raw topic (bench/processor_data.py), then runs
-`raw_scan.published_since` over all of it, alternating the scan's own consumer settings with the
-same consumer but librdkafka's default `fetch.queue.backoff.ms` (1 s). Prints wall and CPU seconds
-of each scan as JSON; both must see the same identities.
+Uses KAFKA_BOOTSTRAP_SERVERS, else starts a local broker; preloads a 4-partition raw topic
+(bench/processor_data.py), then runs `raw_scan.published_since` over all of it, alternating the
+scan's own consumer settings with the same consumer but librdkafka's default
+`fetch.queue.backoff.ms` (1 s). Prints wall and CPU seconds of each scan as JSON; both must see the
+same identities.
 """
 
 from __future__ import annotations
@@ -13,23 +14,22 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 from confluent_kafka import Consumer
 
-from bench.common import dumps, machine
+from bench.common import dumps, kafka, machine
 from bench.processor import preload
 from tickpipe.kafka import ensure_topics
 from tickpipe_history import raw_scan
-from tickpipe_local.kafka_broker import KafkaBroker
 
-TOPIC = "bench-raw-scan"
 LIBRDKAFKA_DEFAULT_MS = 1000  # fetch.queue.backoff.ms when nothing sets it
 
 
-def _scan(bootstrap: str, backoff_ms: int | None) -> dict[str, Any]:
+def _scan(bootstrap: str, topic: str, backoff_ms: int | None) -> dict[str, Any]:
     """One read-back; with `backoff_ms`, the scan's consumer gets that `fetch.queue.backoff.ms`."""
 
     def consumer(config: dict[str, Any]) -> Consumer:
@@ -37,7 +37,7 @@ def _scan(bootstrap: str, backoff_ms: int | None) -> dict[str, Any]:
 
     with mock.patch.object(raw_scan, "Consumer", consumer):
         wall, cpu = time.perf_counter(), time.process_time()
-        seen = raw_scan.published_since({"bootstrap.servers": bootstrap}, TOPIC, 0)
+        seen = raw_scan.published_since({"bootstrap.servers": bootstrap}, topic, 0)
     return {
         "variant": "tickpipe" if backoff_ms is None else f"backoff_{backoff_ms}ms",
         "identities": len(seen.identities),
@@ -53,18 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        broker = KafkaBroker(Path(tmp) / "kafka").start()
-        try:
-            ensure_topics({"bootstrap.servers": broker.bootstrap}, [TOPIC], partitions=4)
-            preload(broker.bootstrap, TOPIC, args.events)
-            runs = [
-                _scan(broker.bootstrap, backoff_ms)
-                for _ in range(args.repeat)
-                for backoff_ms in (LIBRDKAFKA_DEFAULT_MS, None)
-            ]
-        finally:
-            broker.stop()
+    with tempfile.TemporaryDirectory() as tmp, kafka(Path(tmp)) as broker:
+        topic = f"bench-raw-scan-{uuid.uuid4().hex[:8]}"
+        ensure_topics({"bootstrap.servers": broker.bootstrap}, [topic], partitions=4)
+        preload(broker.bootstrap, topic, args.events)
+        runs = [
+            _scan(broker.bootstrap, topic, backoff_ms)
+            for _ in range(args.repeat)
+            for backoff_ms in (LIBRDKAFKA_DEFAULT_MS, None)
+        ]
     if len({run["identities"] for run in runs}) != 1:
         raise SystemExit(f"the scans disagree: {runs}")
     print(dumps({"scenario": "repair_scan", "events": args.events, "runs": runs, "machine": machine()}))

@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import ProcessSampler
+from bench.common import ProcessSampler, kafka
 from bench.e2e import CSV
 from tickpipe.contract import dlq_topic
 from tickpipe.kafka import ensure_topics
@@ -34,7 +34,6 @@ from tickpipe.process import free_port
 from tickpipe_clickhouse.query.client import live_endpoint
 from tickpipe_demo.monitor import scrape, total
 from tickpipe_demo.services import ServiceProcess
-from tickpipe_local.kafka_broker import KafkaBroker
 from tickpipe_simulator.testing import SimulatorProcess
 
 COUNTS = (
@@ -108,47 +107,41 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         workdir = Path(tmp)
         # KAFKA_BOOTSTRAP_SERVERS: an existing broker (its CPU is then not reported); else a local one
-        existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        broker = None if existing else KafkaBroker(workdir / "kafka").start()
-        bootstrap = existing or (broker.bootstrap if broker else "")
-        try:
-            with SimulatorProcess(workdir, *sim_args, "--wait-for-subscriber") as sim:
-                services = _services(workdir, bootstrap, sim, partitions)
-                samplers: dict[str, ProcessSampler] = {}
-                try:
-                    # Sinks and processors first, so both members of each group join before data flows.
-                    for name in ("sink-1", "sink-2", "processor-1", "processor-2", "producer"):
-                        services[name].start()
-                        pid = services[name].pid
-                        assert pid is not None
-                        samplers[name] = ProcessSampler(pid)
-                    if broker is not None and broker.pid is not None:
-                        samplers["broker"] = ProcessSampler(broker.pid)
-                    deadline = time.monotonic() + seconds + 240
-                    sent, rows, finished_at = 0, 0.0, None
-                    while time.monotonic() < deadline:
-                        for sampler in samplers.values():
-                            sampler.sample()
-                        stats = sim.stats()
-                        sent = int(stats["totals"]["events_sent_total"])
-                        rows = sum(
-                            total(scrape(services[f"sink-{i}"].metrics_url), "tickpipe_sink_rows_total")
-                            for i in (1, 2)
-                        )
-                        if stats["feed"]["finished"]:
-                            finished_at = finished_at or time.monotonic()
-                            if rows >= sent:
-                                break
-                        time.sleep(0.5)
-                    drain = time.monotonic() - finished_at if finished_at else None
-                    metrics = {name: scrape(s.metrics_url) for name, s in services.items()}
-                    targets = {f"sink-{i}": _target(workdir / f"chdb-{i}") for i in (1, 2)}
-                finally:
-                    for name in ("producer", "processor-1", "processor-2", "sink-1", "sink-2"):
-                        services[name].stop(30)
-        finally:
-            if broker is not None:
-                broker.stop()
+        with kafka(workdir) as local, SimulatorProcess(workdir, *sim_args, "--wait-for-subscriber") as sim:
+            broker, bootstrap = local.broker, local.bootstrap
+            services = _services(workdir, bootstrap, sim, partitions)
+            samplers: dict[str, ProcessSampler] = {}
+            try:
+                # Sinks and processors first, so both members of each group join before data flows.
+                for name in ("sink-1", "sink-2", "processor-1", "processor-2", "producer"):
+                    services[name].start()
+                    pid = services[name].pid
+                    assert pid is not None
+                    samplers[name] = ProcessSampler(pid)
+                if broker is not None and broker.pid is not None:
+                    samplers["broker"] = ProcessSampler(broker.pid)
+                deadline = time.monotonic() + seconds + 240
+                sent, rows, finished_at = 0, 0.0, None
+                while time.monotonic() < deadline:
+                    for sampler in samplers.values():
+                        sampler.sample()
+                    stats = sim.stats()
+                    sent = int(stats["totals"]["events_sent_total"])
+                    rows = sum(
+                        total(scrape(services[f"sink-{i}"].metrics_url), "tickpipe_sink_rows_total")
+                        for i in (1, 2)
+                    )
+                    if stats["feed"]["finished"]:
+                        finished_at = finished_at or time.monotonic()
+                        if rows >= sent:
+                            break
+                    time.sleep(0.5)
+                drain = time.monotonic() - finished_at if finished_at else None
+                metrics = {name: scrape(s.metrics_url) for name, s in services.items()}
+                targets = {f"sink-{i}": _target(workdir / f"chdb-{i}") for i in (1, 2)}
+            finally:
+                for name in ("producer", "processor-1", "processor-2", "sink-1", "sink-2"):
+                    services[name].stop(30)
     instances: dict[str, Any] = {}
     for name, sampler in samplers.items():
         entry: dict[str, Any] = {

@@ -38,28 +38,12 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from bench.common import ProcessSampler, machine
+from bench.common import ProcessSampler, kafka, machine
 from bench.sink_events import second_aggregates, simulated, simulated_aggregates
 from tickpipe.kafka import ensure_topics
 from tickpipe.process import stop_pid
 
 PARTITIONS = 4
-
-
-@contextlib.contextmanager
-def kafka_bootstrap(workdir: Path) -> Iterator[str]:
-    existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if existing:
-        yield existing
-        return
-    from tickpipe_local.kafka_broker import KafkaBroker
-
-    broker = KafkaBroker(workdir / "kafka")
-    broker.start()
-    try:
-        yield broker.bootstrap
-    finally:
-        broker.stop()
 
 
 def produce(bootstrap: str, topic: str, items: Iterator[tuple[bytes, bytes]]) -> int:
@@ -184,7 +168,8 @@ def throughput(
 ) -> dict[str, Any]:
     records = events(data, rows)
     json_bytes = sum(len(v) for _, v in records)
-    with kafka_bootstrap(work) as bootstrap:
+    with kafka(work) as broker:
+        bootstrap = broker.bootstrap
         topic = f"bench-{uuid.uuid4().hex[:6]}"
         ensure_topics({"bootstrap.servers": bootstrap}, [topic], partitions=PARTITIONS)
         produce(bootstrap, topic, iter(records))

@@ -21,8 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.common import ProcessSampler
-from bench.sink import PARTITIONS, events, kafka_bootstrap, produce
+from bench.common import ProcessSampler, kafka
+from bench.sink import PARTITIONS, events, produce
 from tickpipe.kafka import ensure_topics
 from tickpipe_clickhouse.connect import connect
 from tickpipe_clickhouse.schema.migrations import migrate
@@ -52,7 +52,8 @@ FROM k.queue
 
 def kafka_engine(rows: int, work: Path, consumers: int = 2) -> dict[str, Any]:
     records = events("realistic", rows)
-    with kafka_bootstrap(work) as bootstrap:
+    with kafka(work) as broker:
+        bootstrap = broker.bootstrap
         topic = f"engine-{uuid.uuid4().hex[:6]}"
         ensure_topics({"bootstrap.servers": bootstrap}, [topic], partitions=PARTITIONS)
         produce(bootstrap, topic, iter(records))

@@ -18,14 +18,16 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from bench.sink import endpoint, kafka_bootstrap, sink_process
+from bench.common import kafka
+from bench.sink import endpoint, sink_process
 from bench.sink_events import trade
 from tickpipe.kafka import ensure_topics
 
 
 def latency(rate: int, seconds: float, work: Path) -> dict[str, Any]:
     total = int(rate * seconds)
-    with kafka_bootstrap(work) as bootstrap:
+    with kafka(work) as broker:
+        bootstrap = broker.bootstrap
         topic = f"lat-{uuid.uuid4().hex[:6]}"
         ensure_topics({"bootstrap.servers": bootstrap}, [topic], partitions=1)
         folder = work / "chdb"

@@ -27,11 +27,10 @@ import orjson
 from aiohttp import ClientSession
 from confluent_kafka import Producer
 
-from bench.common import ProcessSampler
+from bench.common import ProcessSampler, kafka
 from tickpipe.kafka import ensure_topics
 from tickpipe.process import free_port
 from tickpipe_demo.services import ServiceProcess
-from tickpipe_local.kafka_broker import KafkaBroker
 
 TARGET_P99_MS = 500
 
@@ -183,16 +182,8 @@ def _measure(bootstrap: str, workdir: Path, params: dict[str, str]) -> dict[str,
 def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
         workdir = Path(tmp)
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        broker = None
-        if not bootstrap:
-            broker = KafkaBroker(workdir / "kafka").start()
-            bootstrap = broker.bootstrap
-        try:
-            result = _measure(bootstrap, workdir, params)
-        finally:
-            if broker is not None:
-                broker.stop()
+        with kafka(workdir) as broker:
+            result = _measure(broker.bootstrap, workdir, params)
     latency = result["latency_event_to_client"]
     summary = (
         f"web: {result['rate_target']:,} ev/s, {result['clients']} clients: event -> client bar update "
