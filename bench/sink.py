@@ -8,7 +8,7 @@
                                           # --sink-python: the sink image's environment
     python -m bench.sink writer [--rows 200000]        # JSONEachRow vs Python columns vs 100-row loop
     python -m bench.sink latency [--rate 10000]        # event -> queryable p50/p99 at a steady rate
-    python -m bench.sink storage [--seconds 3600]      # bytes/row per column, this schema vs the first
+    python -m bench.sink storage [--seconds 3600]      # bytes/row per column: ours, the first, variants
     python -m bench.sink views [--rate 10000]          # CPU of one flush's insert per table, view by view
     python -m bench.sink kafka-engine [--rows 500000]  # peer: ClickHouse's Kafka table engine in chDB
 

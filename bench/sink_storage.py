@@ -4,12 +4,18 @@ The same realistic rows (second aggregates of a simulated session: random-walk p
 three layouts of `aggregates`, and each column's compressed size is reported per row:
 - `current`: tickpipe's table (clickhouse/migrations/001_raw_tables.sql), filled the sink's way;
 - `first`: the first layout (Float64 + Gorilla, received_ns UInt64 + Delta), for the before/after;
-- `decimal`: the current one with prices as Decimal64(8) + Delta: smaller, not chosen (see the
-  migration's comment and docs/clickhouse.md).
+- variants of the current one, each a copy of its rows with some columns altered (VARIANTS), not
+  chosen (docs/clickhouse.md says why): `decimal`, prices as Decimal64(8) + Delta; `zstd7`, prices
+  at ZSTD(7); `integer_day_volume`, day_volume as UInt64 with Delta + T64 (T64 takes integers only);
+  `copy`, unaltered (the baseline of the CPU figures).
+
+For each variant the CPU of copying the rows in (`INSERT ... SELECT`, compression included) and of
+the OPTIMIZE FINAL that merges them is reported per row: what a codec costs at insert and at merge.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,12 @@ from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.sink.routing import COLUMNS
 
 PRICES = ("open", "high", "low", "close", "vwap", "day_open", "day_vwap")
+VARIANTS: dict[str, list[str]] = {
+    "copy": [],
+    "decimal": [f"{name} Decimal64(8) CODEC(Delta, ZSTD(3))" for name in PRICES],
+    "zstd7": [f"{name} Float64 CODEC(Delta, ZSTD(7))" for name in PRICES],
+    "integer_day_volume": ["day_volume UInt64 CODEC(Delta, T64, ZSTD(1))"],
+}
 
 FIRST = """
 CREATE TABLE b.first
@@ -62,18 +74,27 @@ def storage(seconds: int, work: Path) -> dict[str, Any]:
     # The first layout kept nanoseconds; the producer's clock gives sub-millisecond digits, so give
     # them back a fixed fraction (a best case for its Delta codec).
     client.command(FILL_FIRST, parameters={"extra_ns": 123_456})
-    client.command("CREATE TABLE b.decimal AS b.aggregates")
-    for name in PRICES:
-        client.command(f"ALTER TABLE b.decimal MODIFY COLUMN {name} Decimal64(8) CODEC(Delta, ZSTD(3))")
-    client.command("INSERT INTO b.decimal SELECT * FROM b.aggregates")
     rows = len(values)
+    cpu_us: dict[str, dict[str, float]] = {}
+    for variant, columns in VARIANTS.items():
+        client.command(f"CREATE TABLE b.{variant} AS b.aggregates")
+        for column in columns:
+            client.command(f"ALTER TABLE b.{variant} MODIFY COLUMN {column}")
+        started = time.process_time()  # chDB runs in this process: its threads count
+        client.command(f"INSERT INTO b.{variant} SELECT * FROM b.aggregates")
+        inserted = time.process_time()
+        client.command(f"OPTIMIZE TABLE b.{variant} FINAL")
+        cpu_us[variant] = {
+            "insert_select_cpu_us_per_row": round((inserted - started) / rows * 1e6, 2),
+            "optimize_final_cpu_us_per_row": round((time.process_time() - inserted) / rows * 1e6, 2),
+        }
     result: dict[str, Any] = {
         "scenario": "storage",
         "rows": rows,
         "simulated_seconds": seconds,
         "json_bytes_per_row": round(sum(map(len, values)) / rows, 1),
     }
-    for table in ("current", "first", "decimal"):
+    for table in ("current", "first", *VARIANTS):
         name = "aggregates" if table == "current" else table
         client.command(f"OPTIMIZE TABLE b.{name} FINAL")
         on_disk = client.query(
@@ -90,6 +111,7 @@ def storage(seconds: int, work: Path) -> dict[str, Any]:
             "bytes_per_row": round(int(on_disk) / rows, 2),
             "ratio_to_json": round(result["json_bytes_per_row"] * rows / int(on_disk), 1),
             "columns_bytes_per_row": {column: round(int(size) / rows, 3) for column, size in columns},
+            **cpu_us.get(table, {}),
         }
     client.close()
     return result

@@ -7,6 +7,8 @@
 - loop_100: the Timescale-tutorial style peer: parse and insert 100 rows at a time.
 - arrow_from_json: the values joined, read by Arrow's C++ JSON reader with the table's schema, and
   inserted as ArrowStream (columns built outside ClickHouse; chDB ships pyarrow).
+- msgspec_arrow: the values decoded by msgspec into the processor's own output struct (typed, in
+  C), each column gathered in Python into an Arrow array, inserted as ArrowStream.
 - json_each_row_by_insert_rows: the sink's path with inserts of 25k rows (one partition's share of
   a 100k-row buffer over 4 partitions) against 100k rows, per CPU-second of this process.
 """
@@ -16,9 +18,11 @@ from __future__ import annotations
 import io
 import itertools
 import time
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from bench.sink_events import simulated_aggregates
@@ -26,6 +30,7 @@ from tickpipe_clickhouse.connect import INSERT_SETTINGS, connect
 from tickpipe_clickhouse.schema.migrations import migrate
 from tickpipe_clickhouse.sink.routing import COLUMNS
 from tickpipe_clickhouse.sink.service import EMBEDDED_INSERT_SETTINGS
+from tickpipe_processor.output import Aggregate
 
 FLOATS = ("open", "high", "low", "close", "volume", "vwap", "day_open", "day_vwap", "avg_size")
 STORED = ("ev", "symbol", "timestamp", "end_timestamp", *FLOATS, "day_volume", "otc", "received_delay_ms")
@@ -52,7 +57,7 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
     for db in ("w_json", "w_cols", "w_loop"):
         migrate(client, db)
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, rows, 50_000):
         client.raw_insert(
             "w_json.aggregates",
@@ -66,6 +71,7 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
             },
         )
     results["json_each_row_rows_per_s"] = round(rows / (time.perf_counter() - started))
+    results["json_each_row_rows_per_cpu_s"] = round(rows / (time.process_time() - cpu))
 
     started = time.perf_counter()
     context = client.create_insert_context("w_cols.aggregates", list(STORED), column_oriented=True)
@@ -109,6 +115,30 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
     results["arrow_from_json_rows_per_s"] = round(rows / (time.perf_counter() - started))
     results["arrow_from_json_rows_per_cpu_s"] = round(rows / (time.process_time() - cpu))
 
+    migrate(client, "w_msgspec")
+    decoder = msgspec.json.Decoder(list[Aggregate])
+    getters = [(name, attrgetter(name), types.get(name, pa.float64())) for name in COLUMNS["aggregates"]]
+    started, cpu = time.perf_counter(), time.process_time()
+    for i in range(0, rows, 50_000):
+        decoded = decoder.decode(b"[" + b",".join(values[i : i + 50_000]) + b"]")
+        arrays = [pa.array(list(map(get, decoded)), type=kind) for _, get, kind in getters]
+        arrays = [  # JSON null: the column's default, as ClickHouse stores it (input_format_null_as_default)
+            a.fill_null(False if a.type == pa.bool_() else 0) if a.null_count else a for a in arrays
+        ]
+        table = pa.Table.from_arrays(arrays, names=[name for name, _, _ in getters])
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as stream:
+            stream.write_table(table)
+        client.raw_insert(
+            "w_msgspec.aggregates",
+            table.schema.names,
+            insert_block=sink.getvalue().to_pybytes(),
+            fmt="ArrowStream",
+            settings={**INSERT_SETTINGS, **EMBEDDED_INSERT_SETTINGS, "insert_deduplication_token": f"m{i}"},
+        )
+    results["msgspec_arrow_rows_per_s"] = round(rows / (time.perf_counter() - started))
+    results["msgspec_arrow_rows_per_cpu_s"] = round(rows / (time.process_time() - cpu))
+
     by_size = {}
     embedded = {**INSERT_SETTINGS, **EMBEDDED_INSERT_SETTINGS}
     for size in (25_000, 100_000):
@@ -126,8 +156,12 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
         by_size[str(size)] = round(rows / (time.process_time() - cpu))
     results["json_each_row_by_insert_rows_per_cpu_s"] = by_size
 
-    databases = ("w_json", "w_cols", "w_arrow", "w_size25000", "w_size100000")
+    databases = ("w_json", "w_cols", "w_arrow", "w_msgspec", "w_size25000", "w_size100000")
     counts = [client.query(f"SELECT count() FROM {db}.aggregates").result_rows[0][0] for db in databases]
     results["same_row_counts"] = counts == [rows] * len(databases)
+    differing = (
+        "SELECT count() FROM (SELECT * FROM w_json.aggregates EXCEPT SELECT * FROM w_msgspec.aggregates)"
+    )
+    results["msgspec_arrow_same_rows_as_json"] = client.query(differing).result_rows[0][0] == 0
     client.close()
     return results
