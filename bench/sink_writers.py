@@ -10,7 +10,9 @@
 - msgspec_arrow: the values decoded by msgspec into the processor's own output struct (typed, in
   C), each column gathered in Python into an Arrow array, inserted as ArrowStream.
 - json_each_row_by_insert_rows: the sink's path with inserts of 25k rows (one partition's share of
-  a 100k-row buffer over 4 partitions) against 100k rows, per CPU-second of this process.
+  a 100k-row buffer over 4 partitions) against 100k rows, per CPU-second of this process; then the
+  25k-row inserts without the table's materialized views (`no_views`) and into a Null table
+  (`parse_only`: ClickHouse's JSON parsing alone).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tickpipe_clickhouse.sink.routing import COLUMNS
 from tickpipe_clickhouse.sink.service import EMBEDDED_INSERT_SETTINGS
 from tickpipe_processor.output import Aggregate
 
+AGGREGATE_VIEWS = ("bars_from_aggregates_mv", "bars_corrections_mv", "latest_from_aggregates_mv")
 FLOATS = ("open", "high", "low", "close", "volume", "vwap", "day_open", "day_vwap", "avg_size")
 STORED = ("ev", "symbol", "timestamp", "end_timestamp", *FLOATS, "day_volume", "otc", "received_delay_ms")
 
@@ -155,6 +158,29 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
             )
         by_size[str(size)] = round(rows / (time.process_time() - cpu))
     results["json_each_row_by_insert_rows_per_cpu_s"] = by_size
+
+    # The 25k-row inserts again, without the table's views, and into a Null table of the same input
+    # columns (ClickHouse's JSON parsing and nothing else).
+    migrate(client, "w_noviews")
+    for view in AGGREGATE_VIEWS:
+        client.command(f"DROP VIEW w_noviews.{view}")
+    columns = client.query(
+        "SELECT name, type FROM system.columns WHERE database = 'w_noviews' AND table = 'aggregates'"
+    ).result_rows
+    types_of = dict(columns)  # the EPHEMERAL inputs are listed too
+    listed = ", ".join(f"`{name}` {types_of[name]}" for name in COLUMNS["aggregates"])
+    client.command(f"CREATE TABLE w_noviews.parse_only ({listed}) ENGINE = Null")
+    for name, table in (("no_views", "aggregates"), ("parse_only", "parse_only")):
+        cpu = time.process_time()
+        for i in range(0, rows, 25_000):
+            client.raw_insert(
+                f"w_noviews.{table}",
+                COLUMNS["aggregates"],
+                insert_block=b"\n".join(values[i : i + 25_000]),
+                fmt="JSONEachRow",
+                settings={**embedded, "insert_deduplication_token": f"{name}{i}"},
+            )
+        results[f"json_each_row_25000_{name}_rows_per_cpu_s"] = round(rows / (time.process_time() - cpu))
 
     databases = ("w_json", "w_cols", "w_arrow", "w_msgspec", "w_size25000", "w_size100000")
     counts = [client.query(f"SELECT count() FROM {db}.aggregates").result_rows[0][0] for db in databases]
