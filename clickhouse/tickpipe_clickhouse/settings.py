@@ -113,8 +113,10 @@ class SinkSettings(ClickHouseSettings):
     def batch_rows(self) -> int:
         """SINK_BATCH_ROWS, else the default for where ClickHouse runs.
 
-        Embedded (chDB), inserts are the sink's own CPU and inserts of 20k rows cost twice the CPU
-        per row of 100k-row ones, so 100k. Against a server, the sink's memory is the budget
+        Embedded (chDB), inserts are the sink's own CPU and larger ones cost less per row, so 100k.
+        The rows are buffered over all partitions and each partition's share is its own insert (25k
+        rows over 4 partitions); 400k measured 3-44% more rows per CPU-second for 110-170 MB more
+        peak RSS (docs/benchmarks.md), not taken. Against a server, the sink's memory is the budget
         (≤ 200 MB): two batches live at once, about 1.2 KB per row of this setting, so 50k (with a
         16 MiB prefetch, 170-174 MB on a full backlog against 264 MB with 100k; docs/benchmarks.md).
         """
