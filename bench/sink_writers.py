@@ -53,6 +53,22 @@ def to_columns(values: list[bytes]) -> list[list[Any]]:
     ]
 
 
+def _insert_arrow(client: Any, table_name: str, table: Any, token: str) -> None:
+    """One Arrow table into chDB as ArrowStream, deduplicated by `token` like the sink's inserts."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table)
+    client.raw_insert(
+        table_name,
+        table.schema.names,
+        insert_block=sink.getvalue().to_pybytes(),
+        fmt="ArrowStream",
+        settings={**INSERT_SETTINGS, **EMBEDDED_INSERT_SETTINGS, "insert_deduplication_token": token},
+    )
+
+
 def compare_writers(rows: int, work: Path) -> dict[str, Any]:
     values = [orjson.dumps(e) for e in itertools.islice(simulated_aggregates(rows // 95 + 60), rows)]
     client = connect(f"chdb://{work / 'chdb'}")
@@ -99,22 +115,13 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
 
     migrate(client, "w_arrow")
     types = {"ev": pa.string(), "symbol": pa.string(), "start_ms": pa.int64(), "end_ms": pa.int64()}
-    types |= {"day_volume": pa.uint64(), "otc": pa.bool_(), "received_ns": pa.uint64()}
+    types |= {"otc": pa.bool_(), "received_ns": pa.uint64()}  # the rest Float64, day_volume too (007)
     schema = pa.schema([(c, types.get(c, pa.float64())) for c in COLUMNS["aggregates"]])
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     started, cpu = time.perf_counter(), time.process_time()
     for i in range(0, rows, 50_000):
         table = pj.read_json(io.BytesIO(b"\n".join(values[i : i + 50_000])), parse_options=options)
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as stream:
-            stream.write_table(table)
-        client.raw_insert(
-            "w_arrow.aggregates",
-            table.schema.names,
-            insert_block=sink.getvalue().to_pybytes(),
-            fmt="ArrowStream",
-            settings={**INSERT_SETTINGS, **EMBEDDED_INSERT_SETTINGS, "insert_deduplication_token": f"a{i}"},
-        )
+        _insert_arrow(client, "w_arrow.aggregates", table, f"a{i}")
     results["arrow_from_json_rows_per_s"] = round(rows / (time.perf_counter() - started))
     results["arrow_from_json_rows_per_cpu_s"] = round(rows / (time.process_time() - cpu))
 
@@ -129,16 +136,7 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
             a.fill_null(False if a.type == pa.bool_() else 0) if a.null_count else a for a in arrays
         ]
         table = pa.Table.from_arrays(arrays, names=[name for name, _, _ in getters])
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as stream:
-            stream.write_table(table)
-        client.raw_insert(
-            "w_msgspec.aggregates",
-            table.schema.names,
-            insert_block=sink.getvalue().to_pybytes(),
-            fmt="ArrowStream",
-            settings={**INSERT_SETTINGS, **EMBEDDED_INSERT_SETTINGS, "insert_deduplication_token": f"m{i}"},
-        )
+        _insert_arrow(client, "w_msgspec.aggregates", table, f"m{i}")
     results["msgspec_arrow_rows_per_s"] = round(rows / (time.perf_counter() - started))
     results["msgspec_arrow_rows_per_cpu_s"] = round(rows / (time.process_time() - cpu))
 
