@@ -69,6 +69,21 @@ def _insert_arrow(client: Any, table_name: str, table: Any, token: str) -> None:
     )
 
 
+def _json_rows_per_cpu_s(client: Any, table_name: str, values: list[bytes], size: int, token: str) -> int:
+    """`values` into `table_name` as the sink inserts them (JSONEachRow, `size` rows an insert)."""
+    settings = {**INSERT_SETTINGS, **EMBEDDED_INSERT_SETTINGS}
+    cpu = time.process_time()
+    for i in range(0, len(values), size):
+        client.raw_insert(
+            table_name,
+            COLUMNS["aggregates"],
+            insert_block=b"\n".join(values[i : i + size]),
+            fmt="JSONEachRow",
+            settings={**settings, "insert_deduplication_token": f"{token}{i}"},
+        )
+    return round(len(values) / (time.process_time() - cpu))
+
+
 def compare_writers(rows: int, work: Path) -> dict[str, Any]:
     values = [orjson.dumps(e) for e in itertools.islice(simulated_aggregates(rows // 95 + 60), rows)]
     client = connect(f"chdb://{work / 'chdb'}")
@@ -141,20 +156,10 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
     results["msgspec_arrow_rows_per_cpu_s"] = round(rows / (time.process_time() - cpu))
 
     by_size = {}
-    embedded = {**INSERT_SETTINGS, **EMBEDDED_INSERT_SETTINGS}
     for size in (25_000, 100_000):
         db = f"w_size{size}"
         migrate(client, db)
-        cpu = time.process_time()
-        for i in range(0, rows, size):
-            client.raw_insert(
-                f"{db}.aggregates",
-                COLUMNS["aggregates"],
-                insert_block=b"\n".join(values[i : i + size]),
-                fmt="JSONEachRow",
-                settings={**embedded, "insert_deduplication_token": f"s{i}"},
-            )
-        by_size[str(size)] = round(rows / (time.process_time() - cpu))
+        by_size[str(size)] = _json_rows_per_cpu_s(client, f"{db}.aggregates", values, size, "s")
     results["json_each_row_by_insert_rows_per_cpu_s"] = by_size
 
     # The 25k-row inserts again, without the table's views, and into a Null table of the same input
@@ -169,16 +174,8 @@ def compare_writers(rows: int, work: Path) -> dict[str, Any]:
     listed = ", ".join(f"`{name}` {types_of[name]}" for name in COLUMNS["aggregates"])
     client.command(f"CREATE TABLE w_noviews.parse_only ({listed}) ENGINE = Null")
     for name, table in (("no_views", "aggregates"), ("parse_only", "parse_only")):
-        cpu = time.process_time()
-        for i in range(0, rows, 25_000):
-            client.raw_insert(
-                f"w_noviews.{table}",
-                COLUMNS["aggregates"],
-                insert_block=b"\n".join(values[i : i + 25_000]),
-                fmt="JSONEachRow",
-                settings={**embedded, "insert_deduplication_token": f"{name}{i}"},
-            )
-        results[f"json_each_row_25000_{name}_rows_per_cpu_s"] = round(rows / (time.process_time() - cpu))
+        rate = _json_rows_per_cpu_s(client, f"w_noviews.{table}", values, 25_000, name)
+        results[f"json_each_row_25000_{name}_rows_per_cpu_s"] = rate
 
     databases = ("w_json", "w_cols", "w_arrow", "w_msgspec", "w_size25000", "w_size100000")
     counts = [client.query(f"SELECT count() FROM {db}.aggregates").result_rows[0][0] for db in databases]
