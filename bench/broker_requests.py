@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from bench.common import dumps
+from tickpipe_local.kafka_broker import java_executable
 
 JAVA_SOURCE = Path(__file__).with_name("BrokerRequests.java")
 
@@ -25,7 +26,11 @@ JAVA_SOURCE = Path(__file__).with_name("BrokerRequests.java")
 def counts(pid: int) -> dict[str, int]:
     """Each request type's count since the broker started."""
     out = subprocess.run(
-        ["java", str(JAVA_SOURCE), str(pid)], capture_output=True, text=True, check=True, timeout=60
+        [java_executable(), str(JAVA_SOURCE), str(pid)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     return {name: int(count) for name, count in (line.split("\t") for line in out.splitlines())}
 
@@ -46,10 +51,11 @@ def main() -> None:
     before, started = counts(args.pid), time.monotonic()
     time.sleep(args.seconds)  # the measurement window itself, not a synchronisation
     after = counts(args.pid)
-    per_second = rates(before, after, time.monotonic() - started)
+    window = time.monotonic() - started
+    per_second = rates(before, after, window)
     consumer_fetches = per_second.get("FetchConsumer", 0.0)
     total = round(sum(per_second.values()) - consumer_fetches, 1)  # Fetch already counts them
-    print(dumps({"seconds": args.seconds, "requests_per_second": per_second, "total_per_second": total}))
+    print(dumps({"seconds": round(window, 1), "requests_per_second": per_second, "total_per_second": total}))
 
 
 if __name__ == "__main__":

@@ -117,7 +117,8 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def _java() -> str:
+def java_executable() -> str:
+    """The JDK the local broker runs on: JAVA_HOME's, else `java` on PATH."""
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "java").exists():
         return str(Path(java_home) / "bin" / "java")
@@ -206,7 +207,7 @@ class KafkaBroker:
         cluster_id = _cluster_id()
         result = subprocess.run(
             [
-                _java(),
+                java_executable(),
                 "-cp",
                 f"{lib}/*",
                 "-Dlog4j2.configurationFile=" + str(self.workdir / "log4j2.properties"),
@@ -244,7 +245,7 @@ class KafkaBroker:
         config = self._write_config()
         self._format_storage(lib, config)
         self.process = spawn(
-            [_java(), *self.jvm_options(), "-cp", f"{lib}/*", "kafka.Kafka", str(config)],
+            [java_executable(), *self.jvm_options(), "-cp", f"{lib}/*", "kafka.Kafka", str(config)],
             self.workdir / "kafka.stdout",
         )
         wait_until(
