@@ -15,9 +15,11 @@ hold their partitions). Reported for every minute of the session:
 - the sink's chDB: active parts per table, merges running, and the sink's time inside inserts;
 - the broker's and the sink's CPU per thread name, the busiest five (the broker's JIT compiler
   against its request threads; the sink's chDB merges against its inserts and its Python).
-A final verdict checks the targets: zero loss, p99 <= 2 s in every minute, CPU per event of every
-process within +-20% of the baseline minute (minute 5, or a third of a shorter run) up to the end,
-and RSS at the end < 10% above the baseline minute's.
+After the drain, with the sink still running, the saved queries (`tickpipe query --saved`) are timed
+through its query endpoint over the parts the run left (`queries_at_end`: what more active parts
+cost a reader). A final verdict checks the targets: zero loss, p99 <= 2 s in every minute, CPU per
+event of every process within +-20% of the baseline minute (minute 5, or a third of a shorter run)
+up to the end, and RSS at the end < 10% above the baseline minute's.
 
 The probe (`probe=`): `key` (default) asks the sink's query endpoint every `probe_ms` (50) for the
 new trades of eight busy symbols in the last seconds, bounded on the table's key (symbol,
@@ -30,6 +32,7 @@ table); `none` runs no probe.
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -77,6 +80,16 @@ ENGINE_EVENTS = (
     "SelectedRows",
 )
 EVENTS = "SELECT event, value FROM system.events WHERE event IN ({names:Array(String)})"
+# Saved queries timed at the end, with their parameters: one symbol's bars and spread, every symbol's
+# vwap, movers and latest price.
+END_QUERIES = {
+    "bars": {"symbol": PROBED_SYMBOLS[0]},
+    "spread": {"symbol": PROBED_SYMBOLS[0]},
+    "vwap": {},
+    "top_movers": {},
+    "latest": {},
+}
+END_RUNS = 7
 
 
 class ScanProbe(LatencyProbe):
@@ -171,6 +184,33 @@ def _chdb_state(client: Any) -> dict[str, Any]:
         "merges_running": int(merges),
         "engine_events_total": {str(k): int(v) for k, v in events.items()},
     }
+
+
+def _time_queries(client: Any) -> dict[str, Any]:
+    """Each END_QUERIES query END_RUNS times through the sink's endpoint: wall ms, min and median."""
+    if client is None:
+        return {}
+    from tickpipe_clickhouse.query.saved import saved_query
+
+    timed: dict[str, Any] = {}
+    for name, given in END_QUERIES.items():
+        query = saved_query(name)
+        params = query.bind(given)
+        walls, rows = [], 0
+        try:
+            for _ in range(END_RUNS):
+                started = time.perf_counter()
+                rows = len(client.query(query.sql, parameters=params).result_rows)
+                walls.append((time.perf_counter() - started) * 1000)
+        except Exception as error:  # report, do not lose the soak's result
+            timed[name] = {"error": type(error).__name__}
+            continue
+        timed[name] = {
+            "min_ms": round(min(walls), 1),
+            "median_ms": round(statistics.median(walls), 1),
+            "rows": rows,
+        }
+    return timed
 
 
 def _close_minute(
@@ -320,6 +360,7 @@ def _soak(
                 time.sleep(min(0.01, probe_ms / 1000))
             drain = time.monotonic() - finished_at if finished_at else None
             final_chdb = _chdb_state(endpoint)
+            end_queries = _time_queries(endpoint) if done else {}
             drain_latency = _percentiles(latencies[minute.latencies_from :])
             drain_cpu = {name: round(p.read()[0] - minute.started_cpu[name], 1) for name, p in procs.items()}
         finally:
@@ -342,6 +383,7 @@ def _soak(
         "latency_event_to_queryable": _percentiles(latencies),
         "per_minute": rows_list,
         "chdb_at_end": final_chdb,
+        "queries_at_end": end_queries,
     }
 
 
