@@ -93,7 +93,7 @@ def test_040_moves_every_bar_into_one_table_once_and_the_views_read_the_same(
     assert resent[7] == 900.0, "the re-sent minute counts once, with its new volume"
 
     monkeypatch.setattr(migrations, "load_migrations", lambda: every)
-    assert migrations.migrate(clickhouse, db) == ["040_one_bars_table"]
+    assert migrations.migrate(clickhouse, db) == [m.name for m in every if m.version >= 40]
     assert _bars(clickhouse, db) == before
     left = _tables(clickhouse, db)
     assert "bars" in left

@@ -5,7 +5,9 @@ the target database. Every statement is idempotent (IF NOT EXISTS), so a migrati
 crash simply runs again. `schema_migrations` records what ran, with a checksum so an edited,
 already-applied file is reported instead of silently ignored. The sink runs this at start too.
 A file whose first line starts with `-- server-only` (access management: roles, users, profiles)
-is recorded but not run on the embedded engine, which has no users.
+is recorded but not run on the embedded engine, which has no users. A file whose first line is
+`-- needs-merge-tree-setting: NAME` (a table setting newer than some servers) is skipped, and not
+recorded, where `system.merge_tree_settings` has no NAME: it runs at a later start on a server that has.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 RAW_TABLES = ("aggregates", "trades", "quotes")
 _FILE = re.compile(r"^(\d+)_([a-z0-9_]+)\.sql$")
+_NEEDS_SETTING = re.compile(r"^-- needs-merge-tree-setting: ([a-z0-9_]+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,12 @@ class Migration:
     @property
     def server_only(self) -> bool:
         return self.sql.startswith("-- server-only")
+
+    @property
+    def needs_setting(self) -> str | None:
+        """The MergeTree setting this migration sets that older servers do not know, if any."""
+        match = _NEEDS_SETTING.match(self.sql.split("\n", 1)[0])
+        return match.group(1) if match else None
 
     @property
     def checksum(self) -> str:
@@ -97,6 +106,15 @@ def migrate(client: Any, database: str, raw_ttl_days: int = 0) -> list[str]:
                     extra={"fields": {"database": database}},
                 )
             continue
+        if migration.needs_setting and not has_merge_tree_setting(client, migration.needs_setting):
+            log.warning(
+                "migration %s skipped: this ClickHouse has no MergeTree setting %s; it runs at a later "
+                "start on a server that has it",
+                migration.name,
+                migration.needs_setting,
+                extra={"fields": {"database": database}},
+            )
+            continue
         if migration.server_only and embedded(client):
             log.info("migration %s is for servers: nothing to do on chDB", migration.name)
         else:
@@ -111,6 +129,14 @@ def migrate(client: Any, database: str, raw_ttl_days: int = 0) -> list[str]:
         ran.append(migration.name)
     apply_raw_ttl(client, database, raw_ttl_days)
     return ran
+
+
+def has_merge_tree_setting(client: Any, name: str) -> bool:
+    """`system.merge_tree_settings` lists `name` on this server."""
+    rows = client.query(
+        "SELECT count() FROM system.merge_tree_settings WHERE name = {name:String}", parameters={"name": name}
+    ).result_rows
+    return bool(rows and rows[0][0])
 
 
 def embedded(client: Any) -> bool:
