@@ -52,6 +52,7 @@ READY_SECONDS = 120.0  # the sink and the processor hold their partitions within
 PROBED_SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "META", "GOOGL", "AMD"]
 TARGET_RATE = 50_000
 TARGET_P99_SECONDS = 1.0
+IN_TIME_P99_SECONDS = 2.0  # issue 19: the highest rate with zero loss and p99 event -> queryable <= 2 s
 
 
 def _services(workdir: Path, bootstrap: str, sim: SimulatorProcess, tag: str) -> dict[str, ServiceProcess]:
@@ -308,8 +309,22 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
                     runs.append({"broker_jit": broker.jit, **result})
             finally:
                 broker.stop()
-    kept_up = [r for r in runs if r["zero_loss"] and (r["drain_seconds_after_session"] or 99) < 5]
+    # Kept up in count: every event a row, drained within 5 s of the session's end (0.0: at its end).
+    # In time as well (issue 19): and p99 event -> queryable within IN_TIME_P99_SECONDS.
+    kept_up = [
+        r
+        for r in runs
+        if r["zero_loss"]
+        and r["drain_seconds_after_session"] is not None
+        and r["drain_seconds_after_session"] < 5
+    ]
     best = max((r["events_per_second"] or 0 for r in kept_up), default=0)
+    in_time = [
+        r
+        for r in kept_up
+        if (r["latency_event_to_queryable"].get("p99_ms") or float("inf")) <= IN_TIME_P99_SECONDS * 1000
+    ]
+    best_in_time = max((r["events_per_second"] or 0 for r in in_time), default=0)
     parts = []
     for r in runs:
         latency = r["latency_event_to_queryable"]
@@ -320,11 +335,16 @@ def run(params: dict[str, str]) -> tuple[dict[str, Any], str]:
             f"{latency.get('p99_ms')} ms"
         )
     summary = (
-        f"e2e: highest rate kept up with zero loss {best:,} ev/s (target >= {TARGET_RATE:,}); "
-        + "; ".join(parts)
+        f"e2e: highest rate kept up with zero loss {best:,} ev/s (target >= {TARGET_RATE:,}), "
+        f"and with p99 <= {IN_TIME_P99_SECONDS:.0f} s {best_in_time:,} ev/s; " + "; ".join(parts)
     )
     return {
         "runs": runs,
         "highest_rate_kept_up": best,
-        "targets": {"events_per_second": TARGET_RATE, "p99_ms_at_10k": TARGET_P99_SECONDS * 1000},
+        "highest_rate_kept_up_in_time": best_in_time,
+        "targets": {
+            "events_per_second": TARGET_RATE,
+            "p99_ms_at_10k": TARGET_P99_SECONDS * 1000,
+            "p99_ms_in_time": IN_TIME_P99_SECONDS * 1000,
+        },
     }, summary
