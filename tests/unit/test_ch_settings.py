@@ -23,3 +23,14 @@ def test_batch_and_prefetch_defaults_follow_the_dsn(dsn: str, rows: int, prefetc
 def test_a_batch_size_that_is_set_wins() -> None:
     settings = SinkSettings(clickhouse_dsn="http://ch:8123", sink_batch_rows=7)
     assert settings.batch_rows() == 7
+
+
+def test_a_full_prefetch_queue_is_refilled_within_a_poll_while_an_insert_runs() -> None:
+    """Under a backlog the queue is full whenever an insert runs (the batcher reads no more), and
+    librdkafka then postpones the next fetch by `fetch.queue.backoff.ms` (1 s unless set): the
+    sink would drain the queue and wait in consume(). The backoff must be far shorter than the
+    sink's shortest poll while a write is in flight."""
+    from tickpipe_clickhouse.sink.sink import BUSY_POLL_SECONDS
+
+    consumer = consumer_config(SinkSettings(clickhouse_dsn="chdb:///tmp/ch"))
+    assert int(consumer["fetch.queue.backoff.ms"]) * 5 <= BUSY_POLL_SECONDS * 1000

@@ -40,6 +40,10 @@ def consumer_config(settings: SinkSettings) -> dict[str, str]:
         # Under a backlog fetches are full anyway; at a trickle a row waits at most 200 ms more.
         "fetch.min.bytes": str(128 * 1024),
         "fetch.wait.max.ms": "200",
+        # Once the prefetch queue is full (always, under a backlog: the batcher stops reading while
+        # an insert runs), librdkafka postpones the next fetch by this long, 1 s unless set: the
+        # sink then drained its queue and sat idle in consume() waiting for data (docs/benchmarks.md).
+        "fetch.queue.backoff.ms": "2",
         **settings.kafka_config(),
         **static,
         "group.id": settings.sink_group_id,
