@@ -81,7 +81,8 @@ class SinkSettings(ClickHouseSettings):
         3,
         ge=1,
         le=8,
-        description="sessions inserting one batch's tables (trades, quotes, ...) at once; 1 = in turn",
+        description="sessions inserting at once: a batch's tables (trades, quotes, ...) and the batches of"
+        " different partitions; 1 = in turn",
     )
     sink_dlq_topic: str | None = Field(
         None, description="rows ClickHouse rejects; default <FILTERED_TOPIC>.dlq"

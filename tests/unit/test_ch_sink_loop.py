@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pytest
 from confluent_kafka import TopicPartition
 
 from tests.support import wait_for
@@ -151,3 +152,56 @@ def test_a_pending_commit_closes_the_written_batches_of_its_partitions_and_the_o
     # one request: partition 0 moves past 0-1 to the new pending range; partition 1 is closed at 7
     assert consumer.commits == [(3, 0, "tickpipe.pending:3-4"), (7, 1, "")]
     assert metrics.registry.get_sample_value("tickpipe_sink_rows_total") == 4
+
+
+class MeetingWriter:
+    """Each write waits until `parties` writes are in flight (or fails at the barrier's timeout):
+    batches written one after another never meet. Rejects the first record of partition 1; with
+    `failing`, that partition's write fails at once and the others take a while longer to end."""
+
+    def __init__(self, parties: int, failing: int | None = None):
+        self.barrier = threading.Barrier(parties, timeout=5)
+        self.failing = failing
+        self.ended: list[int] = []
+
+    def write(self, batch: Batch) -> list[Rejected]:
+        self.barrier.wait()
+        if batch.partition == self.failing:
+            raise RuntimeError("injected: not a retryable error")
+        if self.failing is not None:
+            threading.Event().wait(0.2)  # an insert still running when the other one has failed
+        self.ended.append(batch.partition)
+        return [Rejected(batch.records[0], "clickhouse_rejected", "x")] if batch.partition == 1 else []
+
+
+class ListDeadLetters(NoDeadLetters):
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int]] = []
+
+    def send(self, row: Rejected) -> None:
+        self.sent.append((row.record.partition() or 0, row.record.offset() or 0))
+
+
+def test_with_concurrency_the_partitions_batches_are_inserted_at_once_and_rejects_go_in_order() -> None:
+    dead_letters = ListDeadLetters()
+    writer = MeetingWriter(parties=3)
+    flusher = Flusher(FakeConsumer([]), writer, dead_letters, SinkMetrics(), 1.0, threading.Event(), 3)
+    try:
+        flusher.write([Batch("t", p, [Msg(10 * p, part=p), Msg(10 * p + 1, part=p)]) for p in (2, 1, 0)])
+    finally:
+        flusher.close()
+    assert sorted(writer.ended) == [0, 1, 2], "three batches in flight at once, each written once"
+    assert dead_letters.sent == [(1, 10)]
+
+
+def test_with_concurrency_a_failed_batch_is_raised_only_after_the_others_ended() -> None:
+    writer = MeetingWriter(parties=2, failing=0)
+    dead_letters = ListDeadLetters()
+    flusher = Flusher(FakeConsumer([]), writer, dead_letters, SinkMetrics(), 1.0, threading.Event(), 2)
+    try:
+        with pytest.raises(RuntimeError, match="injected"):
+            flusher.write([Batch("t", p, [Msg(p, part=p)]) for p in (0, 1)])
+    finally:
+        flusher.close()
+    assert writer.ended == [1], "a retry of the flush must not overlap a batch still being inserted"
+    assert dead_letters.sent == [], "nothing is delivered for a flush that failed: it is redone whole"

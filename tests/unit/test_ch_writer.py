@@ -285,3 +285,49 @@ def test_a_failed_table_is_raised_only_after_the_other_tables_inserts_ended() ->
         assert ended.is_set(), "a retry must not overlap an insert of the batch still running"
     finally:
         writer.close()
+
+
+class OneAtATimeClient(FakeClient):
+    """Records whether two threads ever used it at once (a chDB session runs one statement at a time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.busy = threading.Lock()
+        self.overlapped = False
+
+    def raw_insert(
+        self, table: str, columns: Any, insert_block: bytes, fmt: str, settings: dict[str, Any]
+    ) -> None:
+        if not self.busy.acquire(blocking=False):
+            self.overlapped = True
+            return
+        try:
+            time.sleep(0.002)  # long enough for another thread to try the same session
+            super().raw_insert(table, columns, insert_block, fmt, settings)
+        finally:
+            self.busy.release()
+
+
+def test_writes_from_several_threads_never_share_a_session() -> None:
+    clients = [OneAtATimeClient() for _ in range(3)]
+    writer = ClickHouseWriter(clients[0], "db", sessions=clients[1:])
+    values = {p: MIXED if p % 2 else [trade(n) for n in range(3)] for p in range(6)}  # one table or many
+    batches = [Batch("t", p, [Rec(i, part=p, val=v) for i, v in enumerate(values[p])]) for p in range(6)]
+    results: dict[int, list[int | None]] = {}
+
+    def write(b: Batch) -> None:
+        results[b.partition] = [r.record.offset() for r in writer.write(b)]
+
+    threads = [threading.Thread(target=write, args=(b,)) for b in batches]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+    finally:
+        writer.close()
+    assert not any(c.overlapped for c in clients), "a session ran two inserts at once"
+    assert results == {p: [4, 1, 3] if p % 2 else [] for p in range(6)}, "each batch's rejects, as alone"
+    tokens = sorted(token for c in clients for token, _ in c.inserts)
+    assert len(tokens) == len(set(tokens)), "no insert was made twice"
+    assert len({t.split(":")[1] for t in tokens}) == 6, "every partition's batch was inserted"

@@ -10,7 +10,10 @@ the broker as one commit request (`commit_pending(..., written=...)`).
 
 Steps 1 and 4 touch the consumer, so the consumer's thread runs them (confluent-kafka blocks a
 commit from another thread while consume() waits); steps 2 and 3 (`write`) may run on another
-thread, which is how the sink inserts one batch while it consumes the next (sink.py).
+thread, which is how the sink inserts one batch while it consumes the next (sink.py). With
+`concurrency` above 1 the batches of one flush (one per partition) are inserted at the same time,
+each with its own token and retries as before; step 3 waits until every one has ended, so a flush
+still ends all at once and a retried batch never overlaps itself.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -56,6 +60,7 @@ class Flusher:
         metrics: SinkMetrics,
         retry_max_seconds: float,
         stop: threading.Event,
+        concurrency: int = 1,
     ):
         self.consumer = consumer
         self.writer = writer
@@ -64,6 +69,14 @@ class Flusher:
         self.retry_max_seconds = retry_max_seconds
         self.stop = stop
         self.failing_since: float | None = None
+        self._pool = (
+            ThreadPoolExecutor(concurrency, thread_name_prefix="sink-batch") if concurrency > 1 else None
+        )
+
+    def close(self) -> None:
+        """Stop the batch threads (after the write in flight has ended)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def commit_pending(self, batches: list[Batch], written: Sequence[Batch] = ()) -> bool:
         """Step 1; False if the partitions are no longer ours (then drop the batches).
@@ -82,9 +95,17 @@ class Flusher:
         return False
 
     def write(self, batches: list[Batch]) -> None:
-        """Steps 2 and 3: insert every batch, send its rejected rows to the DLQ, wait for delivery."""
-        for batch in batches:
-            rejected = self._write(batch)
+        """Steps 2 and 3: insert every batch, send its rejected rows to the DLQ, wait for delivery.
+
+        The rejected rows go out in the batches' order, and the first failure (in that order) is
+        raised only once every batch's insert has ended."""
+        if self._pool is None or len(batches) < 2:
+            results = [self._write(batch) for batch in batches]
+        else:
+            futures = [self._pool.submit(self._write, batch) for batch in batches]
+            wait(futures)
+            results = [future.result() for future in futures]
+        for batch, rejected in zip(batches, results, strict=True):
             for row in rejected:
                 self.dead_letters.send(row)
                 self.metrics.rejected.labels(row.reason).inc()

@@ -98,7 +98,8 @@ def run_sink(settings: SinkSettings) -> int:
     target = Target(dsn)
     # On the embedded engine one insert parses on one thread: splitting a block across the
     # machine's few cores measured slower (docs/clickhouse.md). A server keeps its own default.
-    # More sessions of the same ClickHouse: a batch's tables are inserted at once, one session each.
+    # More sessions of the same ClickHouse: a batch's tables are inserted at once, one session each,
+    # and so are the batches of different partitions (the flusher's concurrency).
     sessions = [connect(dsn) for _ in range(settings.sink_insert_sessions - 1)]
     tables_writer = ClickHouseWriter(
         client,
@@ -118,6 +119,7 @@ def run_sink(settings: SinkSettings) -> int:
         retry_max_seconds=settings.sink_retry_max_seconds,
         stop=stop,
         also=gap_states,
+        concurrency=settings.sink_insert_sessions,
     )
     server = MetricsServer(
         metrics.registry, sink.health, host=settings.metrics_host, port=settings.metrics_port

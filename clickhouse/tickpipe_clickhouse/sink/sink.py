@@ -9,6 +9,7 @@ themselves: everything that arrived during an insert goes into the next one, whi
 large and latency bounded by one insert plus the time bound. A finished write's offsets wait for the
 next batch's pending commit when that batch is due soon (within DONE_DEFER_SECONDS), so a flush
 costs the broker one commit request, not two (flusher.py); with nothing buffered they go at once.
+With `concurrency` above 1 the partitions' batches of one flush are inserted at the same time.
 
 Every consumer call stays on the consumer thread. Rebalances first finish the write in flight, so
 the offsets a new owner reads are final. SIGTERM flushes what is buffered and exits 0.
@@ -52,6 +53,7 @@ class Sink:
         retry_max_seconds: float = 30.0,
         stop: threading.Event | None = None,
         also: Sequence[str] = (),
+        concurrency: int = 1,
     ):
         self.consumer = consumer
         self.topic = topic
@@ -61,7 +63,9 @@ class Sink:
         self.batcher = batcher
         self.metrics = metrics
         self.stop = stop or threading.Event()
-        self.flusher = Flusher(consumer, writer, dead_letters, metrics, retry_max_seconds, self.stop)
+        self.flusher = Flusher(
+            consumer, writer, dead_letters, metrics, retry_max_seconds, self.stop, concurrency
+        )
         self.writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-writer")
         self.in_flight: tuple[list[Batch], Future[None]] | None = None
         self.written: list[Batch] = []  # inserted (and their rejects delivered), offsets not committed yet
@@ -104,6 +108,7 @@ class Sink:
         finally:
             self.stop.set()  # a write still retrying gives up (its range stays pending, redone at restart)
             self.writer_thread.shutdown(wait=True, cancel_futures=True)
+            self.flusher.close()
             self.dead_letters.close()
             self.consumer.close()
 

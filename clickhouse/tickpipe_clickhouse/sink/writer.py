@@ -164,6 +164,10 @@ class ClickHouseWriter:
     after the slowest of their inserts instead of after all three in turn. Each table's inserts,
     tokens and rejected rows are the same either way, and a write returns only when every table's
     inserts have ended, so a retried batch never overlaps itself.
+
+    `write` may be called from several threads at once (the flusher inserts the batches of
+    different partitions together): every insert takes an idle session for its duration, so no
+    session ever runs two statements at once (a chDB session runs one at a time).
     """
 
     def __init__(
@@ -227,13 +231,13 @@ class ClickHouseWriter:
         """Each table's rejected rows, in `work`'s order; the first failure (in that order) raised
         once every table's inserts have ended."""
         if self._pool is None or len(work) < 2:
-            return [self._inserters[0].write_table(item) for item in work]
+            return [self._on_idle_session(item) for item in work]
         futures = [self._pool.submit(self._on_idle_session, item) for item in work]
         wait(futures)
         return [future.result() for future in futures]
 
     def _on_idle_session(self, item: _TableWork) -> list[Rejected]:
-        inserter = self._idle.get()  # never waits: the pool has one thread per session
+        inserter = self._idle.get()  # waits only while other writes hold every session
         try:
             return inserter.write_table(item)
         finally:
