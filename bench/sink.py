@@ -1,6 +1,7 @@
 """Sink benchmarks; each prints one JSON object. Re-run on a quiet machine with one command:
 
     python -m bench.sink throughput [--rows 1000000] [--data realistic|mixed|random] [--http]
+                                    [--partitions 4]
                                           # sink process from a preloaded topic: rows/s, rows per
                                           # CPU-second, peak RSS, bytes/row after OPTIMIZE FINAL;
                                           # --http: the engine in another process, reached over
@@ -109,11 +110,11 @@ def sink_process(
         log.close()
 
 
-def committed(bootstrap: str, group: str, topic: str) -> int:
+def committed(bootstrap: str, group: str, topic: str, partitions: int = PARTITIONS) -> int:
     """Offsets the group committed, summed over partitions (0 while the coordinator settles)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        tps = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], timeout=10)
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return sum(max(tp.offset, 0) for tp in tps)
     except KafkaException:
         return 0
@@ -164,14 +165,19 @@ def http_engine(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
 
 
 def throughput(
-    rows: int, data: str, work: Path, http: bool = False, python: str | None = None
+    rows: int,
+    data: str,
+    work: Path,
+    http: bool = False,
+    python: str | None = None,
+    partitions: int = PARTITIONS,
 ) -> dict[str, Any]:
     records = events(data, rows)
     json_bytes = sum(len(v) for _, v in records)
     with kafka(work) as broker:
         bootstrap = broker.bootstrap
         topic = f"bench-{uuid.uuid4().hex[:6]}"
-        ensure_topics({"bootstrap.servers": bootstrap}, [topic], partitions=PARTITIONS)
+        ensure_topics({"bootstrap.servers": bootstrap}, [topic], partitions=partitions)
         produce(bootstrap, topic, iter(records))
         del records
         folder = work / "chdb"
@@ -184,7 +190,7 @@ def throughput(
             sampler = ProcessSampler(proc.pid)
             engine_sampler = ProcessSampler(engine.pid) if engine else None
             first_progress = None
-            while (done := committed(bootstrap, group, topic)) < rows:
+            while (done := committed(bootstrap, group, topic, partitions)) < rows:
                 sampler.sample()
                 if engine_sampler:
                     engine_sampler.sample()
@@ -197,6 +203,7 @@ def throughput(
             sampler.sample()
     mode = "http (engine in another process)" if http else "chdb (engine in the sink process)"
     result: dict[str, Any] = {"scenario": "throughput", "data": data, "rows": rows, "mode": mode}
+    result["partitions"] = partitions
     result["sink_python"] = python or sys.executable
     if first_progress:
         started, done_then, cpu_then = first_progress
@@ -250,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="views: runs of each variant (median)")
     parser.add_argument("--http", action="store_true", help="throughput: the sink in HTTP mode")
     parser.add_argument(
+        "--partitions",
+        type=int,
+        default=PARTITIONS,
+        help="throughput: partitions of the preloaded topic (a deployment's FILTERED_TOPIC has 1)",
+    )
+    parser.add_argument(
         "--sink-python",
         default=None,
         help="throughput: run the sink with this interpreter, e.g. a venv built from deploy/locks/sink.txt "
@@ -259,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tickpipe-bench-sink-") as tmp:
         work = Path(tmp)
         if args.scenario == "throughput":
-            result = throughput(args.rows or 1_000_000, args.data, work, args.http, args.sink_python)
+            result = throughput(
+                args.rows or 1_000_000, args.data, work, args.http, args.sink_python, args.partitions
+            )
         elif args.scenario == "writer":
             from bench.sink_writers import compare_writers
 
